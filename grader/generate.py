@@ -1,0 +1,242 @@
+"""Build the student material assignments/<name>/ from reference/.
+
+reference/{engine,nn,train}.py   -> skeletons: each `### BEGIN SOLUTION` .. `### END SOLUTION` region
+                                    becomes `raise NotImplementedError("<qualified name> is not written yet")`
+reference/student/README*.md     -> README.md, README.zh.md ({{todos}} is filled in)
+reference/student/notebook/*.md  -> <name>.ipynb (markdown sections in file order, code cells where a
+                                    line `<!-- code: TAG -->` says so)
+reference/tests/                 -> tests/ (public tests, copied verbatim)
+reference/assignment.toml        -> assignment.toml
+Everything is a pure function of reference/, so `grader generate --check` can compare byte for byte.
+"""
+from __future__ import annotations
+
+import ast
+import difflib
+import re
+import sys
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+# Files a student's run leaves in the folder; they are neither generated nor stale.
+IGNORED = {"__pycache__", ".pytest_cache", ".ipynb_checkpoints"}
+CODE_DIRECTIVE = re.compile(r"^<!-- code: ([\w-]+) -->$")
+
+
+class GenerateError(Exception):
+    """The reference cannot be turned into student material; the message names file:line."""
+
+
+def solution_regions(text: str, source: str) -> list[tuple[int, int]]:
+    """(begin, end) line numbers (1-based, inclusive) of every solution region, checked for balance."""
+    regions, begin = [], None
+    for number, line in enumerate(text.split("\n"), start=1):
+        stripped = line.strip()
+        if stripped == BEGIN:
+            if begin is not None:
+                raise GenerateError(f"{source}:{number}: BEGIN SOLUTION inside the region opened at line {begin}")
+            begin = number
+        elif stripped == END:
+            if begin is None:
+                raise GenerateError(f"{source}:{number}: END SOLUTION without a BEGIN SOLUTION")
+            regions.append((begin, number))
+            begin = None
+        elif "BEGIN SOLUTION" in line or "END SOLUTION" in line:
+            # A near-miss marker would silently leak the solution into the skeleton.
+            raise GenerateError(f"{source}:{number}: malformed marker, expected a line of exactly {BEGIN!r} or {END!r}")
+    if begin is not None:
+        raise GenerateError(f"{source}:{begin}: BEGIN SOLUTION is never closed by END SOLUTION")
+    return regions
+
+
+def qualified_name(tree: ast.Module, line: int, source: str) -> str:
+    """Name of the innermost function around `line`: "mse_loss", "Value.backward", "Value.tanh: _backward"."""
+    chain: list[ast.AST] = []
+    body = tree.body
+    while True:
+        inside = [n for n in body if isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and n.lineno <= line <= (n.end_lineno or n.lineno)]
+        if not inside:
+            break
+        chain.append(inside[0])
+        body = inside[0].body
+    functions = [i for i, n in enumerate(chain) if not isinstance(n, ast.ClassDef)]
+    if not functions:
+        raise GenerateError(f"{source}:{line}: solution region is not inside a function")
+    outer = ".".join(n.name for n in chain[: functions[0] + 1])
+    # A closure is named after the operation that defines it, e.g. "Value.tanh: _backward".
+    inner = "".join(f": {n.name}" for n in chain[functions[0] + 1:] if not isinstance(n, ast.ClassDef))
+    return outer + inner
+
+
+def make_skeleton(text: str, source: str) -> tuple[str, list[str]]:
+    """The file with every solution region replaced by a raise; also the regions' qualified names."""
+    try:
+        tree = ast.parse(text, filename=source)
+    except SyntaxError as exc:
+        raise GenerateError(f"{source}:{exc.lineno}: {exc.msg}") from None
+    lines = text.split("\n")
+    names = []
+    for begin, end in reversed(solution_regions(text, source)):  # from the bottom, so numbers stay valid
+        name = qualified_name(tree, begin, source)
+        indent = lines[begin - 1][: len(lines[begin - 1]) - len(lines[begin - 1].lstrip())]
+        lines[begin - 1:end] = [f'{indent}raise NotImplementedError("{name} is not written yet")']
+        names.append(name)
+    skeleton = "\n".join(lines)
+    try:
+        compile(skeleton, source, "exec")
+    except SyntaxError as exc:
+        raise GenerateError(f"{source}:{exc.lineno}: the skeleton does not compile: {exc.msg}") from None
+    return skeleton, names[::-1]
+
+
+def read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GenerateError(f"{path}: cannot read: {exc}") from None
+
+
+def fill_template(text: str, values: dict[str, str], source: str) -> str:
+    """Replace {{key}} placeholders; a placeholder left over is a typo in the template."""
+    for key, value in values.items():
+        text = text.replace("{{" + key + "}}", value)
+    if (left := re.search(r"\{\{\w+\}\}", text)):
+        line = text.count("\n", 0, left.start()) + 1
+        raise GenerateError(f"{source}:{line}: unknown placeholder {left.group()}")
+    return text
+
+
+def build_notebook(sections: list[tuple[str, str]], cells: dict[str, str]) -> str:
+    """nbformat v4 JSON; fixed cell ids and no timestamps so the output is byte-stable."""
+    import nbformat  # only generation needs it
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+                   "language_info": {"name": "python"}}
+    used: set[str] = set()
+    for source, text in sections:
+        chunk: list[str] = []
+        for number, line in enumerate(text.split("\n") + [None], start=1):
+            directive = CODE_DIRECTIVE.match(line.strip()) if line is not None else None
+            if line is not None and not directive:
+                chunk.append(line)
+                continue
+            if "\n".join(chunk).strip():
+                nb.cells.append(nbformat.v4.new_markdown_cell(
+                    "\n".join(chunk).strip("\n"), id=f"md-{sum(c.cell_type == 'markdown' for c in nb.cells) + 1:02d}"))
+            chunk = []
+            if directive:
+                tag = directive.group(1)
+                if tag not in cells or tag in used:
+                    raise GenerateError(f"{source}:{number}: unknown or repeated code cell {tag!r} "
+                                        f"(expected each of {', '.join(cells)} once)")
+                used.add(tag)
+                nb.cells.append(nbformat.v4.new_code_cell(cells[tag], id=tag, metadata={"tags": [tag]}))
+    if missing := [tag for tag in cells if tag not in used]:
+        raise GenerateError(f"{sections[-1][0]}: no `<!-- code: {missing[0]} -->` line for the {missing[0]!r} cell")
+    nbformat.validate(nb)
+    return nbformat.writes(nb) + "\n"
+
+
+def todo_list(todos: dict[str, list[str]]) -> str:
+    """Markdown list of what to write, per file; language-neutral, so both READMEs share it."""
+    return "\n".join(f"- `{file}`: " + ", ".join(f"`{n}`" for n in names) for file, names in todos.items())
+
+
+def build_assignment(course_root: Path, name: str = "micrograd") -> dict[str, bytes]:
+    """Every file of assignments/<name>/, as relative path -> content."""
+    ref = Path(course_root) / "reference"
+    toml_path = ref / "assignment.toml"
+    toml_text = read_text(toml_path)
+    try:
+        settings = tomllib.loads(toml_text)
+        meta, late = settings["assignment"], settings.get("late", {})
+        files = list(meta["files"])
+        # README placeholders, so the text never disagrees with assignment.toml.
+        values = {"name": name, "due": str(late.get("due", "none")).replace("T", " "),
+                  "percent_per_day": f"{late.get('percent_per_day', 0):g}", "max_days": str(late.get("max_days", 0))}
+        values.update({f"points_{g}": f"{v['points']:g}" for g, v in settings["groups"].items()})
+    except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise GenerateError(f"{toml_path}: {exc}") from None
+    if meta.get("name") != name:
+        raise GenerateError(f"{toml_path}: describes assignment {meta.get('name')!r}, not {name!r}")
+
+    out: dict[str, str] = {"assignment.toml": toml_text}
+    todos: dict[str, list[str]] = {}
+    for file in files:
+        out[file], todos[file] = make_skeleton(read_text(ref / file), str(ref / file))
+
+    if not (ref / "tests").is_dir():
+        raise GenerateError(f"{ref / 'tests'}: the public tests are missing")
+    for rel, content in _files_in(ref / "tests").items():
+        out[f"tests/{rel}"] = content.decode("utf-8")
+
+    student = ref / "student"
+    for readme in ("README.md", "README.zh.md"):
+        out[readme] = fill_template(read_text(student / readme),
+                                    {**values, "todos": todo_list(todos), "count": str(sum(map(len, todos.values())))},
+                                    str(student / readme))
+
+    sections = [(str(p), fill_template(read_text(p), values, str(p)))
+                for p in sorted((student / "notebook").glob("*.md"))]
+    if not sections:
+        raise GenerateError(f"{student / 'notebook'}: no .md sections")
+    cells = {Path(f).stem: f"%%writefile {f}\n{out[f]}" for f in files}
+    cells["check"] = f"!grader check {name}.ipynb"
+    out[f"{name}.ipynb"] = build_notebook(sections, cells)
+    return {rel: text.encode("utf-8") for rel, text in sorted(out.items())}
+
+
+def _files_in(folder: Path) -> dict[str, bytes]:
+    """Files under folder by relative path, leaving out caches that running the tests leaves behind."""
+    if not folder.is_dir():
+        return {}
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and not IGNORED.intersection(p.relative_to(folder).parts) and p.suffix != ".pyc"}
+
+
+def write_assignment(course_root: Path, name: str = "micrograd") -> list[str]:
+    """Write assignments/<name>/; return the changed paths (relative to the course root), stale ones removed."""
+    course_root = Path(course_root)
+    folder = course_root / "assignments" / name
+    wanted, present = build_assignment(course_root, name), _files_in(folder)
+    changed = []
+    for rel, content in wanted.items():
+        if present.get(rel) != content:
+            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            (folder / rel).write_bytes(content)
+            changed.append(rel)
+    for rel in present.keys() - wanted.keys():
+        (folder / rel).unlink()
+        changed.append(rel)
+        # Drop folders the removal left empty (but never the assignment folder itself).
+        for parent in (folder / rel).parents:
+            if parent == folder or any(parent.iterdir()):
+                break
+            parent.rmdir()
+    return sorted(f"assignments/{name}/{rel}" for rel in changed)
+
+
+def diff_assignment(course_root: Path, name: str = "micrograd") -> str:
+    """"" when assignments/<name>/ is up to date; otherwise a unified diff plus missing and stale files."""
+    course_root = Path(course_root)
+    wanted, present = build_assignment(course_root, name), _files_in(course_root / "assignments" / name)
+    parts = []
+    for rel in sorted(wanted.keys() | present.keys()):
+        shown = f"assignments/{name}/{rel}"
+        if rel not in present:
+            parts.append(f"missing (would be created): {shown}\n")
+        elif rel not in wanted:
+            parts.append(f"stale (would be removed): {shown}\n")
+        elif present[rel] != wanted[rel]:
+            old = present[rel].decode("utf-8", errors="replace").splitlines(keepends=True)
+            new = wanted[rel].decode("utf-8").splitlines(keepends=True)
+            diff = "".join(difflib.unified_diff(old, new, f"{shown} (on disk)", f"{shown} (generated)"))
+            parts.append((diff if diff.endswith("\n") else diff + "\n") if diff else f"differs: {shown}\n")
+    return "".join(parts)
