@@ -1,0 +1,1 @@
+"""Hidden tests: run by `grader grade`, never shipped to students."""

@@ -1,0 +1,155 @@
+"""Hidden tests, group `nn`: Neuron, Layer, MLP and Module.zero_grad.
+
+Parameters are injected through the contract's attributes (`w`, `b`, `neurons`, `layers`), never taken from
+`random`. A test that fails on the student's engine runs again over the reference engine, so an engine bug
+costs points in `ops`/`backprop` only.
+"""
+import pytest
+
+from grader.compare import Feedback, all_close, with_correct_engine_fallback
+
+pytestmark = pytest.mark.group("nn")
+
+MODELS = {"neuron": "Neuron", "layer": "Layer", "mlp": "MLP"}
+
+
+def parameter_count(kind, args):
+    if kind == "neuron":
+        return args[0] + 1
+    if kind == "layer":
+        return args[1] * (args[0] + 1)
+    sizes = [args[0]] + args[1]
+    return sum(sizes[i + 1] * (sizes[i] + 1) for i in range(len(args[1])))
+
+
+def neuron_count(kind, args):
+    if kind == "neuron":
+        return 1
+    return args[1] if kind == "layer" else sum(args[1])
+
+
+def check_parameters(code, reference, kind, args):
+    want = reference.call("model_structure", kind=kind, args=args)
+    got = code.call("model_structure", kind=kind, args=args)
+    call = f"{MODELS[kind]}{tuple(args)}"
+    expected = want["count"]
+    if got["count"] != expected:
+        hint = "bias" if got["count"] == expected - neuron_count(kind, args) else "count"
+        raise Feedback("parameters_count", model=call, got=got["count"], expected=expected, hint=hint)
+    if got["distinct"] != got["count"]:
+        raise Feedback("parameters_repeated", model=call)
+    if -1 in got["order"]:
+        raise Feedback("parameters_foreign", model=call)
+    if got["order"] != want["order"]:
+        raise Feedback("parameters_order", model=call)
+
+
+def check_forward(code, reference, kind, args, params, x, upstream, x_as_values=True, kwargs=None):
+    request = {"kind": kind, "args": args, "params": params, "x": x, "upstream": upstream,
+               "x_as_values": x_as_values, "kwargs": kwargs or {}}
+    want = reference.call("model_forward", **request)
+    got = code.call("model_forward", **request)
+    call = f"{MODELS[kind]}{tuple(args)}" + (f" with {kwargs}" if kwargs else "")
+    if got["single"] != want["single"]:
+        raise Feedback("layer_single_output" if want["single"] else "layer_list_output", model=call)
+    if not all_close(got["out"], want["out"]):
+        raise Feedback("model_output", model=call, x=x, expected=want["out"], got=got["out"])
+    if not all_close(got["param_grads"], want["param_grads"]) or not all_close(got["x_grads"], want["x_grads"]):
+        raise Feedback("model_gradients", model=call, x=x, expected=want["param_grads"], got=got["param_grads"])
+
+
+def values(rng, n):
+    return [round(rng.uniform(-1, 1), 3) for _ in range(n)]
+
+
+def on_any_engine(student, correct_engine, check):
+    with_correct_engine_fallback(student, correct_engine, check)
+
+
+# ---------------------------------------------------------------------- parameters() and structure
+
+@pytest.mark.covers("Neuron.parameters")
+def test_neuron_parameters_are_weights_then_bias(student, correct_engine, reference):
+    on_any_engine(student, correct_engine, lambda code: check_parameters(code, reference, "neuron", [3]))
+
+
+@pytest.mark.covers("Layer.parameters")
+def test_layer_parameters_neuron_by_neuron(student, correct_engine, reference):
+    on_any_engine(student, correct_engine, lambda code: check_parameters(code, reference, "layer", [3, 4]))
+
+
+@pytest.mark.covers("MLP.parameters")
+def test_mlp_parameters_layer_by_layer(student, correct_engine, reference):
+    on_any_engine(student, correct_engine, lambda code: check_parameters(code, reference, "mlp", [3, [4, 4, 1]]))
+
+
+@pytest.mark.covers("MLP.__init__")
+@pytest.mark.parametrize("nin, nouts", [(3, [4, 4, 1]), (2, [3]), (1, [2, 5, 2])])
+def test_mlp_layer_sizes_and_nonlinearity(student, correct_engine, reference, nin, nouts):
+    def check(code):
+        want = reference.call("model_structure", kind="mlp", args=[nin, nouts])["structure"]
+        got = code.call("model_structure", kind="mlp", args=[nin, nouts])["structure"]
+        if [[n["inputs"] for n in layer] for layer in got] != [[n["inputs"] for n in layer] for layer in want]:
+            raise Feedback("mlp_sizes", model=f"MLP({nin}, {nouts})",
+                           expected=[len(layer) for layer in want], got=[len(layer) for layer in got])
+        if [[n["nonlin"] for n in layer] for layer in got] != [[n["nonlin"] for n in layer] for layer in want]:
+            raise Feedback("mlp_nonlin", model=f"MLP({nin}, {nouts})")
+
+    on_any_engine(student, correct_engine, check)
+
+
+@pytest.mark.covers("Module.zero_grad")
+@pytest.mark.parametrize("kind, args", [("neuron", [3]), ("mlp", [2, [3, 1]])])
+def test_zero_grad_resets_every_parameter(student, correct_engine, reference, rng, kind, args):
+    grads = values(rng, parameter_count(kind, args))
+
+    def check(code):
+        got = code.call("zero_grad", kind=kind, args=args, grads=grads)
+        if any(g != 0 for g in got):
+            raise Feedback("zero_grad", model=f"{MODELS[kind]}{tuple(args)}", left=sum(g != 0 for g in got))
+
+    on_any_engine(student, correct_engine, check)
+
+
+# ---------------------------------------------------------------------- forward values and gradients
+
+@pytest.mark.covers("Neuron.__call__")
+@pytest.mark.parametrize("nonlin", [True, False])
+def test_neuron_forward_and_gradients_match_reference(student, correct_engine, reference, rng, nonlin):
+    params = values(rng, 3) + [0.4]  # a non-zero bias
+    cases = [[0.5, -1.0, 2.0], [-0.5, 1.0, -2.0], values(rng, 3)]  # positive and negative pre-activations
+    kwargs = {} if nonlin else {"nonlin": False}
+    for x in cases:
+        on_any_engine(student, correct_engine, lambda code: check_forward(
+            code, reference, "neuron", [3], params, x, [1.5], kwargs=kwargs))
+
+
+@pytest.mark.covers("Neuron.__call__")
+def test_neuron_accepts_plain_numbers(student, correct_engine, reference, rng):
+    params = values(rng, 2) + [-0.3]
+    on_any_engine(student, correct_engine, lambda code: check_forward(
+        code, reference, "neuron", [2], params, [1.5, -0.5], [1.0], x_as_values=False))
+
+
+@pytest.mark.covers("Layer.__call__")
+def test_layer_forward_and_gradients_match_reference(student, correct_engine, reference, rng):
+    params = values(rng, 3 * 4)
+    on_any_engine(student, correct_engine, lambda code: check_forward(
+        code, reference, "layer", [3, 3], params, [0.5, -1.0, 2.0], [1.0, -0.5, 2.0]))
+
+
+@pytest.mark.covers("Layer.__call__")
+def test_layer_of_one_neuron_returns_a_single_value(student, correct_engine, reference, rng):
+    params = values(rng, 3)
+    on_any_engine(student, correct_engine, lambda code: check_forward(
+        code, reference, "layer", [2, 1], params, [0.5, -1.0], [1.0]))
+
+
+@pytest.mark.covers("MLP.__call__")
+@pytest.mark.parametrize("nin, nouts", [(3, [4, 4, 1]), (2, [3, 2])])
+def test_mlp_forward_and_gradients_match_reference(student, correct_engine, reference, rng, nin, nouts):
+    params = values(rng, parameter_count("mlp", [nin, nouts]))
+    x = values(rng, nin)
+    upstream = [1.0] if nouts[-1] == 1 else [1.0, -0.5]
+    on_any_engine(student, correct_engine, lambda code: check_forward(
+        code, reference, "mlp", [nin, nouts], params, x, upstream))

@@ -1,0 +1,111 @@
+"""Hidden tests, group `training`: mse_loss, l2_penalty, sgd_step and the train() loop.
+
+train() is run on a linear model that the harness builds from the engine's own operations, with the same
+injected start for student and reference, and its loss trajectory compared epoch by epoch. When it differs,
+the trajectory is matched against the classic mistakes to say which one it is. As in `nn`, a test failing
+on the student's engine runs again over the reference engine.
+"""
+import pytest
+
+from grader.compare import Feedback, all_close, close, with_correct_engine_fallback
+from grader.harness import LinearModel
+
+pytestmark = pytest.mark.group("training")
+
+XS = [[2.0, 3.0, -1.0], [3.0, -1.0, 0.5], [0.5, 1.0, 1.0], [1.0, 1.0, -1.0]]  # the course notes' example
+YS = [1.0, -1.0, -1.0, 1.0]
+
+
+def values(rng, n, scale=1.0):
+    return [round(scale * rng.uniform(-1, 1), 3) for _ in range(n)]
+
+
+def check_scalar_loss(code, reference, fn, inputs, *rest):
+    want = reference.call(fn, **inputs)
+    got = code.call(fn, **inputs)
+    shown = {k: v for k, v in inputs.items()}
+    if not close(got["data"], want["data"]):
+        raise Feedback("loss_value", function=fn, call=fn, inputs=shown, expected=want["data"], got=got["data"])
+    if not all_close(got["grads"], want["grads"]):
+        raise Feedback("loss_gradients", function=fn, call=fn, inputs=shown, expected=want["grads"], got=got["grads"])
+
+
+@pytest.mark.covers("mse_loss")
+def test_mse_loss_value_and_gradients_match_reference(student, correct_engine, reference, rng):
+    cases = [{"ypred": [0.5, -0.2, 0.9], "ys": [1.0, -1.0, 0.0]}, {"ypred": values(rng, 4), "ys": values(rng, 4)}]
+    for inputs in cases:
+        with_correct_engine_fallback(student, correct_engine,
+                                     lambda code: check_scalar_loss(code, reference, "mse_loss", inputs))
+
+
+@pytest.mark.covers("l2_penalty")
+@pytest.mark.parametrize("lam", [0.1, 0.0, 2.5])
+def test_l2_penalty_value_and_gradients_match_reference(student, correct_engine, reference, rng, lam):
+    inputs = {"params": values(rng, 5), "lam": lam}
+    with_correct_engine_fallback(student, correct_engine,
+                                 lambda code: check_scalar_loss(code, reference, "l2_penalty", inputs))
+
+
+@pytest.mark.covers("sgd_step")
+def test_sgd_step_moves_against_the_gradient(student, correct_engine, reference, rng):
+    params = [[d, g] for d, g in zip(values(rng, 4), values(rng, 4, scale=3))]
+
+    def check(code):
+        want = reference.call("sgd_step", params=params, lr=0.1)
+        got = code.call("sgd_step", params=params, lr=0.1)
+        if not all_close([p[0] for p in got], [p[0] for p in want]):
+            raise Feedback("sgd_step", before=params[0], expected=want[0][0], got=got[0][0])
+
+    with_correct_engine_fallback(student, correct_engine, check)
+
+
+# ---------------------------------------------------------------------- train()
+
+def mistaken_losses(reference, params, epochs, lr, lam, mistake):
+    """The loss trajectory of train() with one classic mistake, computed with the reference."""
+    value, train = reference.modules["engine"].Value, reference.modules["train"]
+    model = LinearModel(value, params)
+    losses = []
+    for _ in range(epochs):
+        ypred = [model(x) for x in XS]
+        data_loss = (sum((yp - y) ** 2 for yp, y in zip(ypred, YS)) if mistake == "sum_not_mean"
+                     else train.mse_loss(ypred, YS))
+        loss = data_loss if mistake == "no_l2" else data_loss + train.l2_penalty(model.parameters(), lam)
+        if mistake not in ("no_zero_grad", "zero_grad_after_backward"):
+            model.zero_grad()
+        loss.backward()
+        if mistake == "zero_grad_after_backward":
+            model.zero_grad()
+        losses.append(loss.data)
+        sign = 1 if mistake == "ascent" else -1
+        for p in model.parameters():
+            p.data += sign * lr * p.grad
+    return losses
+
+
+MISTAKES = ("no_zero_grad", "zero_grad_after_backward", "ascent", "no_l2", "sum_not_mean")
+
+
+def check_train(code, reference, params, epochs, lr, lam):
+    request = {"params": params, "xs": XS, "ys": YS, "epochs": epochs, "lr": lr, "lam": lam}
+    want = reference.call("train", **request)
+    got = code.call("train", **request)
+    if len(got["losses"]) != epochs:
+        raise Feedback("train_length", epochs=epochs, got=len(got["losses"]))
+    if all_close(got["losses"], want["losses"]) and all_close(got["params"], want["params"]):
+        return
+    for mistake in MISTAKES:
+        if all_close(got["losses"], mistaken_losses(reference, params, epochs, lr, lam, mistake)):
+            raise Feedback("train_" + mistake)
+    if all_close(got["losses"], want["losses"]):
+        raise Feedback("train_final_parameters", expected=want["params"], got=got["params"])
+    epoch = next(i for i, (g, w) in enumerate(zip(got["losses"], want["losses"])) if not close(g, w))
+    raise Feedback("train_trajectory", epoch=epoch, expected=want["losses"][epoch], got=got["losses"][epoch])
+
+
+@pytest.mark.covers("train")
+@pytest.mark.parametrize("lam", [0.0, 0.05])
+def test_train_loss_trajectory_matches_reference(student, correct_engine, reference, rng, lam):
+    params = values(rng, 3) + [0.2]
+    with_correct_engine_fallback(student, correct_engine,
+                                 lambda code: check_train(code, reference, params, epochs=15, lr=0.02, lam=lam))

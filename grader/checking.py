@@ -1,0 +1,141 @@
+"""`grader check`: the public tests, run on a student's work through the same sandbox and feedback as grading.
+
+The public tests (assignments/<name>/tests/) are plain Python that students can also run with pytest. Here
+they are listed from their source (nothing of the student's is imported in this process), run one by one in
+the sandbox, and turned into a Report whose groups count passed public tests.
+"""
+from __future__ import annotations
+
+import ast
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from grader.course import Assignment
+from grader.report import Report
+from grader.runner import HARNESS, Outcome, RunResult
+from grader.sandbox import Sandbox
+from grader.scoring import build_report
+from grader.submission import Submission
+
+
+@dataclass(frozen=True)
+class PublicTest:
+    module: str
+    name: str
+    covers: str
+
+
+def group_of(function: str) -> str:
+    """The hidden-test group a student function belongs to, so check and grade speak the same language."""
+    if function == "Value.backward":
+        return "backprop"
+    if function.startswith("Value"):
+        return "ops"
+    if function.split(".")[0] in ("Module", "Neuron", "Layer", "MLP"):
+        return "nn"
+    return "training"
+
+
+def list_public_tests(folder: Path) -> list[PublicTest]:
+    """`test_*` functions and their @covers("...") names, read from the source without importing it."""
+    found = []
+    for path in sorted(folder.glob("test_*.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                covers = next((d.args[0].value for d in node.decorator_list if isinstance(d, ast.Call)
+                               and getattr(d.func, "id", "") == "covers" and d.args
+                               and isinstance(d.args[0], ast.Constant)), node.name)
+                found.append(PublicTest(path.stem, node.name, covers))
+    return found
+
+
+def run_public_test(sandbox: Sandbox, test: PublicTest) -> Outcome:
+    started = time.perf_counter()
+    result = sandbox.call("public_test", {"folder": "tests", "module": test.module, "name": test.name})
+    status, message = "passed", None
+    if result.status in ("timeout", "crashed"):
+        status = "timeout" if result.status == "timeout" else "error"
+        message = {"id": result.status, "params": {"function": test.covers, "detail": result.detail}}
+    elif result.status == "error":  # the test module or the student's code raised something else
+        error = result.error
+        where = "; ".join(f"{f['file']}:{f['line']} {f['code']}".strip() for f in error.get("traceback", []))
+        if error["type"] == "NotImplementedError":
+            status, message = "failed", {"id": "not_implemented", "params": {"function": test.covers}}
+        else:
+            status = "error"
+            message = {"id": "exception", "params": {"function": test.covers, "type": error["type"],
+                                                     "detail": error["message"], "where": where}}
+    elif result.value["status"] == "todo":
+        status, message = "failed", {"id": "not_implemented", "params": {"function": test.covers}}
+    elif result.value["status"] == "failed":
+        status = "failed"
+        message = result.value["feedback"] or {"id": "public.failed", "params": {"text": result.value["text"]}}
+    return Outcome(test.name, group_of(test.covers), 1.0, test.covers, status, message,
+                   round(time.perf_counter() - started, 6))
+
+
+def check_submission(submission: Submission, assignment: Assignment, *, lang: str = "en",
+                     only: str | None = None) -> Report:
+    """Run the public tests on a submission; each group's points are its number of public tests."""
+    started_at, started = datetime.now(timezone.utc), time.perf_counter()
+    folder = assignment.folder / "tests"
+    tests = [t for t in list_public_tests(folder) if only is None or group_of(t.covers) == only]
+    files = dict(submission.files)
+    files.update({f"tests/{p.name}": p.read_text(encoding="utf-8") for p in folder.glob("*.py")})
+    with Sandbox(files, assignment.limits, harness=HARNESS) as sandbox:
+        outcomes = [run_public_test(sandbox, t) for t in tests]
+        isolation = sandbox.isolation
+    groups = tuple(replace(g, points=float(sum(o.group == g.name for o in outcomes)))
+                   for g in assignment.groups if only is None or g.name == only)
+    counted = replace(assignment, groups=groups)
+    return build_report(counted, submission, RunResult(outcomes, {}, isolation), seed=0, lang=lang,
+                        started_at=started_at, duration_s=time.perf_counter() - started)
+
+
+FUNCTION_STATES = {
+    "done": {"en": "done", "zh": "已完成"},
+    "wrong": {"en": "wrong", "zh": "有错误"},
+    "todo": {"en": "not written yet", "zh": "尚未实现"},
+}
+
+
+def function_progress(report: dict) -> list[tuple[str, str, str]]:
+    """(function, state, first feedback) in the order the public tests name them."""
+    states: dict[str, tuple[str, str]] = {}
+    for test in report["tests"]:
+        function = test["function"]
+        state = "done" if test["status"] == "passed" else (
+            "todo" if (test["message"] or {}).get("id") == "not_implemented" else "wrong")
+        previous = states.get(function)
+        rank = {"done": 0, "todo": 1, "wrong": 2}
+        if previous is None or rank[state] > rank[previous[0]]:
+            states[function] = (state, test["feedback"])
+    return [(f, s, fb) for f, (s, fb) in states.items()]
+
+
+def render_check_text(report: dict, lang: str = "en", color: bool = False) -> str:
+    """One line per student function, its feedback when wrong, and a progress line."""
+    marks = {"done": ("✓", "32"), "wrong": ("✗", "31"), "todo": ("·", "33")}
+    lines = []
+    progress = function_progress(report)
+    for function, state, feedback in progress:
+        mark, code = marks[state]
+        mark = f"\033[{code}m{mark}\033[0m" if color else mark
+        label = FUNCTION_STATES[state][lang]
+        lines.append(f"{mark} {function:<18} {label}")
+        if state == "wrong":
+            lines.append(f"    {feedback}")
+    for error in report["errors"]:
+        lines.append(f"! {error['message']}")
+    done = sum(state == "done" for _, state, _ in progress)
+    summary = {"en": f"{done} of {len(progress)} functions done", "zh": f"已完成 {done}/{len(progress)} 个函数"}[lang]
+    hint = {"en": "(public tests only: the hidden tests check more)", "zh": "（仅公开测试：正式评分的隐藏测试会检查更多情况）"}[lang]
+    lines += ["", f"{summary} {hint}"]
+    return "\n".join(lines) + "\n"
+
+
+def all_passed(report: dict) -> bool:
+    return all(t["status"] == "passed" for t in report["tests"]) and not report["errors"]
+

@@ -1,0 +1,315 @@
+"""The `grader` command: thin click commands over the library (grader.grading, grader.formats, ...)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from grader import __version__
+from grader.course import CourseError, find_course
+
+LANG = click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True,
+                    help="Language of the feedback.")
+ASSIGNMENT = click.option("--assignment", "assignment_name", default="micrograd", show_default=True,
+                          help="Assignment name (a folder of the course's assignments/).")
+COURSE = click.option("--course", "course_dir", type=click.Path(file_okay=False, path_type=Path),
+                      envvar="GRADER_COURSE", help="Course folder (assignments/, reference/, autotests/). "
+                      "Default: $GRADER_COURSE, else the course installed with the grader.")
+
+
+class InputError(click.ClickException):
+    """Input that is not a submission at all: exit code 2, like a usage error."""
+
+    exit_code = 2
+
+
+def load_assignment(course_dir: Path | None, name: str, hidden_tests: bool = False):
+    """The assignment; with hidden_tests, refuse a course without them (the student grader) in one line."""
+    try:
+        course = find_course(course_dir)
+        assignment = course.assignment(name)
+    except CourseError as exc:
+        raise InputError(str(exc)) from None
+    if hidden_tests and not course.has_hidden_tests:
+        raise InputError(f"the course in {course.root} has no hidden tests (no reference/ and autotests/): this "
+                         "is the student grader, which runs `grader check` only; grading needs the staff course "
+                         "(--course)")
+    return assignment
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="grader")
+def main() -> None:
+    """Autograder for the micrograd course: grade submissions safely, check your work, run course CI."""
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@ASSIGNMENT
+@COURSE
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the report here (atomically) instead of standard output.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "gradescope", "junit", "markdown"]),
+              help="Report format. Default: text on a terminal, json otherwise.")
+@LANG
+@click.option("--student", help="Student id for the report. Default: the submission's file or folder name.")
+@click.option("--seed", type=int, help="Seed for the random test inputs. Default: derived from the submission.")
+@click.option("--fail-under", type=float, help="Exit 1 when the score is below this.")
+def grade(path: Path, assignment_name: str, course_dir: Path | None, out: Path | None, fmt: str | None,
+          lang: str, student: str | None, seed: int | None, fail_under: float | None) -> None:
+    """Grade one submission: PATH is a folder of files, a .zip, a .ipynb, or a folder holding one notebook.
+
+    Exit status: 0 when a report was produced (whatever the score), 1 when --fail-under is not met,
+    2 for usage errors and input that is not a submission at all.
+    """
+    from grader.formats import render, write_report_atomic, write_text_atomic
+    from grader.grading import grade_path
+    from grader.submission import SubmissionError
+
+    assignment = load_assignment(course_dir, assignment_name, hidden_tests=True)
+    try:
+        report = grade_path(path, assignment, student=student, lang=lang, seed=seed)
+    except SubmissionError as exc:
+        raise InputError(str(exc)) from None
+    data = report.to_dict()
+    fmt = fmt or ("text" if out is None and sys.stdout.isatty() else "json")
+    if out is not None and fmt == "json":
+        write_report_atomic(data, out)
+    else:
+        from grader.formats import validate_report
+
+        validate_report(data)
+        text = render(data, fmt, lang, color=out is None and sys.stdout.isatty())
+        if out is not None:
+            write_text_atomic(out, text)
+        else:
+            click.echo(text, nl=not text.endswith("\n"))
+    if fail_under is not None and report.score < fail_under:
+        click.echo(f"score {report.score:g} is below --fail-under {fail_under:g}", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path), default=".")
+@ASSIGNMENT
+@COURSE
+@LANG
+@click.option("--only", type=click.Choice(["ops", "backprop", "nn", "training"]),
+              help="Run only the public tests of one group.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "junit", "markdown"]), default="text",
+              show_default=True, help="Output format; junit and markdown are for CI (e.g. GitHub Actions).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the output here too.")
+def check(path: Path, assignment_name: str, course_dir: Path | None, lang: str, only: str | None, fmt: str,
+          out: Path | None) -> None:
+    """Run the public tests on your work (PATH: your folder or notebook; default: this folder).
+
+    Prints which functions are done, which are wrong (and why), and which are not written yet.
+    Exit status: 0 when every public test passes, 1 otherwise, 2 when PATH holds no submission.
+    """
+    from grader.checking import all_passed, check_submission, render_check_text
+    from grader.formats import render, write_text_atomic
+    from grader.submission import SubmissionError, load_submission
+
+    assignment = load_assignment(course_dir, assignment_name)
+    try:
+        submission = load_submission(path.resolve(), assignment)
+    except SubmissionError as exc:
+        raise InputError(str(exc)) from None
+    data = check_submission(submission, assignment, lang=lang, only=only).to_dict()
+    tty = sys.stdout.isatty()
+    text = render_check_text(data, lang, color=tty) if fmt == "text" else render(data, fmt, lang)
+    click.echo(text, nl=not text.endswith("\n"))
+    if out is not None:
+        write_text_atomic(out, render_check_text(data, lang) if fmt == "text" else text)
+    sys.exit(0 if all_passed(data) else 1)
+
+
+@main.command()
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@ASSIGNMENT
+@COURSE
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
+              show_default=True, help="Where reports, gradebook.csv, summary.json and index.html go.")
+@click.option("--jobs", type=click.IntRange(min=1), help="Submissions graded at once. Default: the number of cores.")
+@click.option("--resume", is_flag=True, help="Skip students whose report exists, validates, and matches their "
+              "current submission and the assignment version.")
+@LANG
+@click.option("--only", multiple=True, metavar="ID", help="Grade only this student (repeatable).")
+def batch(folder: Path, assignment_name: str, course_dir: Path | None, out_dir: Path, jobs: int | None,
+          resume: bool, lang: str, only: tuple[str, ...]) -> None:
+    """Grade every submission in FOLDER in parallel and write a gradebook and a dashboard.
+
+    FOLDER may hold <student>/ folders, <student>.zip, <student>.ipynb and a Gradescope export
+    (submission_metadata.yml), mixed. One bad submission never stops the batch: it gets an error report.
+    """
+    from grader.batch import BatchError, run_batch
+    from grader.parallel import default_jobs
+
+    assignment = load_assignment(course_dir, assignment_name, hidden_tests=True)
+    progress = TerminalProgress() if sys.stderr.isatty() else plain_progress
+    try:
+        result = run_batch(folder, assignment, out_dir, jobs=jobs or default_jobs(), resume=resume, lang=lang,
+                           only=list(only) or None, progress=progress)
+    except BatchError as exc:
+        raise InputError(str(exc)) from None
+    rate = len(result.graded) / result.duration_s if result.duration_s else 0.0
+    click.echo(f"graded {len(result.graded)}, up to date {len(result.skipped)}, in {result.duration_s:.1f} s "
+               f"({rate:.1f}/s); gradebook: {out_dir / 'gradebook.csv'}, dashboard: {out_dir / 'index.html'}")
+
+
+def plain_progress(done: int, total: int, student: str) -> None:
+    click.echo(f"[{done}/{total}] {student}", err=True)
+
+
+class TerminalProgress:
+    """One redrawn line: a bar, the count, the rate and the time left."""
+
+    def __init__(self) -> None:
+        import time
+
+        self.clock = time.perf_counter
+        self.started = self.clock()
+
+    def __call__(self, done: int, total: int, student: str) -> None:
+        elapsed = self.clock() - self.started
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (total - done) / rate if rate else 0.0
+        filled = int(30 * done / total)
+        line = f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} {rate:.1f}/s ETA {eta:.0f}s "
+        click.echo(line + ("\n" if done == total else ""), err=True, nl=False)
+
+
+@main.command()
+@click.argument("report", type=click.Path(path_type=Path))
+def validate(report: Path) -> None:
+    """Check a JSON report against the schema and its own sums; exit 1 with the first problem."""
+    from grader.formats import ReportError, load_report
+
+    try:
+        load_report(report)
+    except ReportError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{report}: valid")
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema (draft 2020-12) of score reports."""
+    from grader.formats import SCHEMA_PATH
+
+    click.echo(json.dumps(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")), indent=2))
+
+
+@main.command()
+@ASSIGNMENT
+@COURSE
+@click.option("--check", is_flag=True, help="Change nothing; exit 1 with a diff when assignments/ is out of date.")
+def generate(assignment_name: str, course_dir: Path | None, check: bool) -> None:
+    """Write the student material assignments/NAME/ from reference/ (skeletons, notebook, READMEs, public tests)."""
+    from grader.generate import GenerateError, diff_assignment, write_assignment
+
+    try:
+        root = find_course(course_dir).root
+        if check:
+            diff = diff_assignment(root, assignment_name)
+            if diff:
+                click.echo(diff, err=True)
+                raise click.ClickException(f"assignments/{assignment_name} is out of date: run `grader generate`")
+            click.echo(f"assignments/{assignment_name} is up to date")
+            return
+        changed = write_assignment(root, assignment_name)
+    except (CourseError, GenerateError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {len(changed)} file(s) in assignments/{assignment_name}" +
+               "".join(f"\n  {p}" for p in changed))
+
+
+@main.command()
+@ASSIGNMENT
+@COURSE
+@click.option("--jobs", type=click.IntRange(min=1), help="Mutants graded at once. Default: the number of cores.")
+@click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the full result (kill rates, survivors with diffs, catalogue) as JSON here.")
+@click.option("--function", "functions", multiple=True, metavar="PATTERN",
+              help="Only mutants of matching functions, e.g. 'Value.tanh*' (repeatable; for quick runs).")
+@click.option("--bug", "bugs", multiple=True, metavar="NAME", help="Only these catalogue bugs (repeatable).")
+def selftest(assignment_name: str, course_dir: Path | None, jobs: int | None, report_file: Path | None,
+             functions: tuple[str, ...], bugs: tuple[str, ...]) -> None:
+    """Prove the hidden tests are strong: grade the reference, its mutants and a catalogue of student bugs.
+
+    The reference must get full marks; every mutant of its solution regions must lose points unless
+    autotests/equivalent_mutants.toml explains why it cannot change behaviour; every catalogue bug must lose
+    points in its own group with feedback that names the faulty function. Exit 1 otherwise.
+    """
+    from grader.formats import write_text_atomic
+    from grader.parallel import default_jobs
+    from grader.selftest import SelftestError, render_selftest, run_selftest, selftest_exit_code
+
+    assignment = load_assignment(course_dir, assignment_name, hidden_tests=True)
+    progress = TerminalProgress() if sys.stderr.isatty() else None
+    try:
+        result = run_selftest(assignment.course, assignment, jobs or default_jobs(),
+                              functions=list(functions) or None, bugs=list(bugs) or None, progress=progress)
+    except SelftestError as exc:
+        raise InputError(str(exc)) from None
+    click.echo(render_selftest(result), nl=False)
+    if report_file is not None:
+        write_text_atomic(report_file, json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    sys.exit(selftest_exit_code(result))
+
+
+@main.group("export")
+def export_group() -> None:
+    """Package the course: what students get (public tests only), or a Gradescope autograder bundle.
+
+    \b
+    grader export student --out DIR                 for students: no reference, no hidden tests
+    grader export gradescope --out autograder.zip   for Gradescope: course staff only
+    """
+
+
+@export_group.command("student")
+@ASSIGNMENT
+@COURSE
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="A new (or empty) folder for the export.")
+def export_student_command(assignment_name: str, course_dir: Path | None, out: Path) -> None:
+    """Write what students get into OUT: NAME/ and grader-src/.
+
+    NAME/ is the assignment folder (skeletons, notebook, READMEs, public tests, assignment.toml, template/).
+    grader-src/ is the grader's source with the public tests only: `pip install ./grader-src` gives a `grader`
+    that runs `grader check` without --course, and holds neither reference/ nor autotests/ (nor the grader
+    code that spells out a solution). Refuses when assignments/NAME is out of date with reference/.
+    """
+    from grader.export import ExportError, export_student
+
+    try:
+        export_student(out, course_dir=course_dir, name=assignment_name)
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {out}: {assignment_name}/ (for students) and grader-src/ "
+               f"(students install it: python -m pip install ../grader-src)")
+
+
+@export_group.command("gradescope")
+@ASSIGNMENT
+@COURSE
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="The zip to write, e.g. autograder.zip (replaced if it exists).")
+def export_gradescope_command(assignment_name: str, course_dir: Path | None, out: Path) -> None:
+    """Write a Gradescope autograder bundle: the zip to upload under "Configure Autograder".
+
+    It holds setup.sh (installs python3, pip, bubblewrap, then this grader, pinned: its source is in the zip),
+    run_autograder (grades /autograder/submission into /autograder/results/results.json, always writing one) and
+    grader-src/ with the whole course: assignments/, reference/ and the hidden tests. Each test's Gradescope
+    visibility is its group's `visibility` in assignment.toml. Course staff only: never give it to students.
+    """
+    from grader.export import ExportError, export_gradescope
+
+    try:
+        export_gradescope(out, course_dir=course_dir, name=assignment_name)
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {out}: upload it to Gradescope (Configure Autograder, zip file upload)")

@@ -1,0 +1,426 @@
+"""Runs student code and answers requests with raw numbers. Standard library only.
+
+In the sandbox it runs as a script (`python -I -S harness.py CODE_DIR`): it reads one JSON request per line on
+stdin and writes one JSON reply per line on stdout. The grader also imports it to run the very same requests
+on the reference in its own (trusted) process, so that student and reference are driven by one piece of code.
+
+Nothing here knows an expected value or a derivative formula: `dag` requests carry their local derivatives as
+numbers, and every other request only builds, runs and reads back.
+"""
+import importlib
+import json
+import math
+import operator
+import os
+import sys
+import traceback
+
+BINARY = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}
+UNARY_METHODS = ("exp", "log", "relu", "tanh", "sigmoid")
+
+
+class WrongType(Exception):
+    """Student code returned something that is not what the contract promises."""
+
+
+def number(x, what):
+    """A float from a student's number; ints and bools are numbers too (`Value(0)`, `grad = 0`)."""
+    if isinstance(x, (int, float)):
+        return float(x)
+    try:
+        return float(x)  # e.g. numpy scalars
+    except Exception:
+        raise WrongType(f"{what} is a {type(x).__name__}, expected a number") from None
+
+
+def numbers(xs, what):
+    return [number(x, f"{what}[{i}]") for i, x in enumerate(xs)]
+
+
+def children_of(node):
+    prev = getattr(node, "_prev", None)
+    if prev is None:
+        raise WrongType(f"a Value made by {getattr(node, '_op', '?')!r} has no _prev")
+    return list(prev)
+
+
+def topological_order(root):
+    """Every node after the nodes it was computed from; iterative, so deep graphs are fine."""
+    order, visited, stack = [], set(), [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+        elif id(node) not in visited:
+            visited.add(id(node))
+            stack.append((node, True))
+            stack.extend((child, False) for child in children_of(node))
+    return order
+
+
+def trusted_backward(root, upstream):
+    """Backpropagate with the student's `_backward` closures, in an order known to be right.
+
+    Returns a trace: for each node with inputs, each input's gradient before and after the node's
+    `_backward` ran. The grader checks every entry against the reference, so it can name the operation
+    whose closure is wrong, even deep inside a graph.
+    """
+    root.grad = upstream
+    trace = []
+    for node in reversed(topological_order(root)):
+        children = children_of(node)
+        before = [number(c.grad, "grad") for c in children]
+        node._backward()
+        if children:
+            trace.append({
+                "op": str(node._op),
+                "data": number(node.data, "data"),
+                "grad": number(node.grad, "grad"),
+                "children": [
+                    {"data": number(c.data, "data"), "before": b, "after": number(c.grad, "grad")}
+                    for c, b in zip(children, before)
+                ],
+            })
+    return trace
+
+
+class LinearModel:
+    """y = w . x + b from the engine's own operations: a model for the training tests that owes nothing to nn.py."""
+
+    def __init__(self, value_class, params):
+        self.w = [value_class(p) for p in params[:-1]]
+        self.b = value_class(params[-1])
+        self.zero_grad_calls = 0
+
+    def __call__(self, x):
+        out = self.b
+        for wi, xi in zip(self.w, x):
+            out = out + wi * xi
+        return out
+
+    def parameters(self):
+        return self.w + [self.b]
+
+    def zero_grad(self):
+        self.zero_grad_calls += 1
+        for p in self.parameters():
+            p.grad = 0.0
+
+
+class Session:
+    """Answers requests against one set of modules (`engine`, `nn`, `train`)."""
+
+    def __init__(self, load_module, root="."):
+        self._load_module = load_module
+        self.root = root  # the folder holding the student's files (and the public tests)
+
+    def module(self, name):
+        return self._load_module(name)
+
+    @property
+    def Value(self):
+        return self.module("engine").Value
+
+    def run(self, cmd, args):
+        handler = getattr(self, "cmd_" + cmd, None)
+        if handler is None:
+            raise ValueError(f"unknown command {cmd!r}")
+        return handler(**args)
+
+    # ------------------------------------------------------------------ engine
+
+    def cmd_load(self, names):
+        """Import each module; report which ones failed (the error itself, for the grader to word)."""
+        problems = {}
+        for name in names:
+            try:
+                self.module(name)
+            except BaseException as exc:  # noqa: B036 - SyntaxError, SystemExit... all belong in the report
+                problems[name] = describe_exception(exc)
+        return problems
+
+    def cmd_op(self, op, inputs, upstream, pregrads, exponent=None, same=False):
+        """One operation, then its `_backward` called directly with `upstream` in out.grad."""
+        xs = [self.Value(x) for x in inputs]
+        a = xs[0]
+        b = a if same else (xs[1] if len(xs) > 1 else None)
+        if op in BINARY:
+            out = BINARY[op](a, b)
+        elif op == "**":
+            out = a ** exponent
+        else:
+            out = getattr(a, op)()
+        for x, g in zip(xs, pregrads):
+            x.grad = g
+        out.grad = upstream
+        out._backward()
+        return {"data": number(out.data, "out.data"), "grads": numbers([x.grad for x in xs], "grad")}
+
+    def build_graph(self, nodes):
+        built = []
+        for spec in nodes:
+            if "leaf" in spec:
+                built.append(self.Value(spec["leaf"]))
+                continue
+            op = spec["op"]
+            a = operand(built, spec["a"])
+            if op in BINARY:
+                built.append(BINARY[op](a, operand(built, spec["b"])))
+            elif op == "**":
+                built.append(a ** spec["exponent"])
+            elif op == "neg":
+                built.append(-a)
+            elif op in UNARY_METHODS:
+                built.append(getattr(a, op)())
+            else:
+                raise ValueError(f"unknown graph op {op!r}")
+        return built
+
+    def cmd_graph(self, nodes, upstream, backward="trusted"):
+        """Build an expression graph; backpropagate from its last node with trusted or student backward()."""
+        built = self.build_graph(nodes)
+        root = built[-1]
+        trace = None
+        if backward == "trusted":
+            trace = trusted_backward(root, upstream)
+        else:
+            root.backward()
+        return {
+            "data": numbers([v.data for v in built], "data"),
+            "grads": numbers([v.grad for v in built], "grad"),
+            "trace": trace,
+        }
+
+    def cmd_dag(self, nodes, pregrads=(), calls=1):
+        """A graph of plain Values whose `_backward` closures are ours: only the student's backward() is on trial.
+
+        nodes[i] = {"data": d, "children": [[j, local_derivative], ...]}; the last node is the root.
+        """
+        built, log = [], []
+        for index, spec in enumerate(nodes):
+            children = [(built[j], coef) for j, coef in spec["children"]]
+            node = self.Value(spec["data"], tuple(c for c, _ in children), "f" if children else "")
+            node._backward = record_and_pass(index, node, children, log)
+            built.append(node)
+        for index, grad in pregrads:
+            built[index].grad = grad
+        for _ in range(calls):
+            built[-1].backward()
+        return {"grads": numbers([v.grad for v in built], "grad"), "calls": log}
+
+    # ------------------------------------------------------------------ nn
+
+    def build_model(self, kind, args, kwargs):
+        cls = {"neuron": "Neuron", "layer": "Layer", "mlp": "MLP"}[kind]
+        return getattr(self.module("nn"), cls)(*args, **kwargs)
+
+    def cmd_model_structure(self, kind, args, kwargs=None):
+        """What the contract says a model is made of, and how parameters() lists it."""
+        model = self.build_model(kind, args, kwargs or {})
+        canonical = contract_parameters(model, kind)
+        params = model.parameters()
+        if not isinstance(params, list):
+            raise WrongType(f"parameters() returned a {type(params).__name__}, expected a list")
+        position = {id(p): i for i, p in enumerate(canonical)}
+        return {
+            "structure": describe_model(model, kind),
+            "count": len(params),
+            "distinct": len({id(p) for p in params}),
+            "order": [position.get(id(p), -1) for p in params],
+        }
+
+    def cmd_model_forward(self, kind, args, params, x, upstream, kwargs=None, x_as_values=True):
+        """Forward with injected parameters (set through the contract's attributes), then trusted backward."""
+        model = self.build_model(kind, args, kwargs or {})
+        canonical = contract_parameters(model, kind)
+        for p, value in zip(canonical, params):
+            p.data = value
+        inputs = [self.Value(v) for v in x] if x_as_values else list(x)
+        out = model(inputs)
+        single = isinstance(out, self.Value)
+        outs = [out] if single else list(out)
+        if not all(isinstance(o, self.Value) for o in outs):
+            raise WrongType(f"{kind} returned {type(out).__name__}, expected a Value or a list of Values")
+        loss = outs[0] * upstream[0]
+        for o, u in zip(outs[1:], upstream[1:]):
+            loss = loss + o * u
+        trusted_backward(loss, 1.0)
+        return {
+            "single": single,
+            "out": numbers([o.data for o in outs], "output"),
+            "param_grads": numbers([p.grad for p in canonical], "parameter grad"),
+            "x_grads": numbers([v.grad for v in inputs], "input grad") if x_as_values else [],
+        }
+
+    def cmd_zero_grad(self, kind, args, grads):
+        model = self.build_model(kind, args, {})
+        canonical = contract_parameters(model, kind)
+        for p, g in zip(canonical, grads):
+            p.grad = g
+        model.zero_grad()
+        return numbers([p.grad for p in canonical], "grad")
+
+    # ------------------------------------------------------------------ training
+
+    def scalar_loss(self, fn_name, values, *rest):
+        vs = [self.Value(v) for v in values]
+        loss = getattr(self.module("train"), fn_name)(vs, *rest)
+        if not isinstance(loss, self.Value):
+            raise WrongType(f"{fn_name}() returned a {type(loss).__name__}, expected a Value")
+        trusted_backward(loss, 1.0)
+        return {"data": number(loss.data, "loss"), "grads": numbers([v.grad for v in vs], "grad")}
+
+    def cmd_mse_loss(self, ypred, ys):
+        return self.scalar_loss("mse_loss", ypred, ys)
+
+    def cmd_l2_penalty(self, params, lam):
+        return self.scalar_loss("l2_penalty", params, lam)
+
+    def cmd_sgd_step(self, params, lr):
+        ps = []
+        for data, grad in params:
+            p = self.Value(data)
+            p.grad = grad
+            ps.append(p)
+        self.module("train").sgd_step(ps, lr)
+        return [[number(p.data, "data"), number(p.grad, "grad")] for p in ps]
+
+    def cmd_train(self, params, xs, ys, epochs, lr, lam):
+        model = LinearModel(self.Value, params)
+        losses = self.module("train").train(model, xs, ys, epochs, lr, lam)
+        if not isinstance(losses, list):
+            raise WrongType(f"train() returned a {type(losses).__name__}, expected a list of floats")
+        return {
+            "losses": numbers(losses, "losses"),
+            "params": numbers([p.data for p in model.parameters()], "parameter"),
+            "zero_grad_calls": model.zero_grad_calls,
+        }
+
+    # ------------------------------------------------------------------ public tests
+
+    def cmd_public_test(self, folder, module, name):
+        """Run one public test (`grader check`); an AssertionError may carry its feedback in `.feedback`."""
+        fn = getattr(import_test_module(os.path.join(self.root, folder), module), name)
+        try:
+            fn()
+        except AssertionError as exc:
+            feedback = getattr(exc, "feedback", None)
+            return {"status": "failed", "feedback": feedback if isinstance(feedback, dict) else None,
+                    "text": str(exc)[:2000]}
+        except NotImplementedError as exc:
+            return {"status": "todo", "feedback": None, "text": str(exc)[:500]}
+        return {"status": "passed", "feedback": None, "text": ""}
+
+
+def operand(built, ref):
+    return built[ref] if isinstance(ref, int) else ref["const"]
+
+
+def record_and_pass(index, node, children, log):
+    def _backward():
+        log.append(index)
+        for child, local_derivative in children:
+            child.grad += local_derivative * node.grad
+    return _backward
+
+
+def contract_parameters(model, kind):
+    """The parameters in the contract's order, found through the attributes w, b, neurons, layers."""
+    if kind == "neuron":
+        return list(model.w) + [model.b]
+    if kind == "layer":
+        return [p for n in model.neurons for p in contract_parameters(n, "neuron")]
+    return [p for layer in model.layers for p in contract_parameters(layer, "layer")]
+
+
+def describe_model(model, kind):
+    if kind == "neuron":
+        return {"inputs": len(model.w), "nonlin": bool(model.nonlin)}
+    if kind == "layer":
+        return [describe_model(n, "neuron") for n in model.neurons]
+    return [describe_model(layer, "layer") for layer in model.layers]
+
+
+def import_test_module(folder, name):
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module(name)
+
+
+# ---------------------------------------------------------------------- errors and the sandbox loop
+
+STUDENT_FILES = ("engine.py", "nn.py", "train.py")
+
+
+def describe_exception(exc):
+    """Type, message and the student's own frames only (file, line, code), innermost last."""
+    frames = []
+    for frame in traceback.extract_tb(exc.__traceback__):
+        name = os.path.basename(frame.filename)
+        if name in STUDENT_FILES or "/tests/" in frame.filename:
+            frames.append({"file": name, "line": frame.lineno, "function": frame.name, "code": frame.line or ""})
+    if isinstance(exc, SyntaxError) and exc.filename:
+        frames.append({"file": os.path.basename(exc.filename), "line": exc.lineno or 0, "function": "",
+                       "code": (exc.text or "").strip()})
+    message = exc.msg if isinstance(exc, SyntaxError) else str(exc)
+    return {
+        "type": type(exc).__name__,
+        "builtin": type(exc).__module__ == "builtins",
+        "harness": isinstance(exc, WrongType),
+        "message": message[:1000],
+        "traceback": frames[-8:],
+    }
+
+
+class CappedOutput:
+    """Stands in for sys.stdout/sys.stderr: keeps the first `limit` characters a call prints."""
+
+    def __init__(self, limit):
+        self.limit, self.parts, self.size = limit, [], 0
+
+    def write(self, text):
+        text = str(text)
+        if self.size < self.limit:
+            self.parts.append(text[: self.limit - self.size])
+        self.size += len(text)
+        return len(text)
+
+    def flush(self):
+        pass
+
+    def take(self):
+        text = "".join(self.parts)
+        self.parts, self.size = [], 0
+        return text
+
+
+def serve(code_dir, output_limit=65536):
+    # The protocol gets private copies of stdin/stdout; fd 0 and 1 then lead nowhere, so nothing student code
+    # prints (print, os.write(1, ...), a subprocess) can be taken for a reply.
+    requests = os.fdopen(os.dup(0), "r", encoding="utf-8")
+    replies = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    output = CappedOutput(output_limit)
+    sys.stdout = sys.stderr = output
+    sys.path.insert(0, code_dir)
+    session = Session(importlib.import_module, code_dir)
+    for line in requests:
+        request = json.loads(line)
+        try:
+            reply = {"ok": True, "value": session.run(request["cmd"], request["args"])}
+        except BaseException as exc:  # noqa: B036 - SystemExit and friends are the student's, not ours
+            reply = {"ok": False, "error": describe_exception(exc)}
+        reply["output"] = output.take()
+        try:
+            text = json.dumps(reply)
+        except (TypeError, ValueError) as exc:
+            text = json.dumps({"ok": False, "error": describe_exception(WrongType(str(exc))), "output": ""})
+        replies.write(text + "\n")
+        replies.flush()
+
+
+if __name__ == "__main__":
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 3000))
+    serve(sys.argv[1])

@@ -1,0 +1,199 @@
+"""Stage 3-4 of the pipeline: run the hidden tests (pytest, in this trusted process) against student code in the sandbox.
+
+The tests in `autotests/` receive fixtures from `GradingPlugin`: `student` (the submission behind the sandbox),
+`correct_engine` (the student's nn.py/train.py over the reference engine, started only when a test needs it),
+`reference` (the reference, in-process) and `rng` (seeded per test, so a grade is reproducible).
+"""
+from __future__ import annotations
+
+import importlib.util
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from grader.compare import Feedback, ReferenceCode, StudentCode
+from grader.course import Assignment
+from grader.sandbox import Sandbox
+
+HARNESS = Path(__file__).with_name("harness.py")
+MODULES = ("engine", "nn", "train")
+
+# pytest's own plugins that grading does not use: fewer plugins, faster start.
+PYTEST_ARGS = ["--disable-plugin-autoload", "-p", "no:cacheprovider", "-p", "no:terminal", "-p", "no:pastebin",
+               "-p", "no:junitxml", "-p", "no:doctest", "-p", "no:legacypath", "-p", "no:debugging",
+               "-p", "no:unittest", "-p", "no:logging", "-p", "no:faulthandler", "-p", "no:stepwise",
+               "-p", "no:capture", "-p", "no:warnings", "-p", "no:unraisableexception",
+               "-p", "no:threadexception", "--assert=plain"]
+
+
+@dataclass
+class Outcome:
+    """What one hidden test decided."""
+
+    name: str
+    group: str
+    weight: float
+    function: str | None
+    status: str  # passed | failed | error | timeout
+    message: dict | None  # {"id", "params"}; None when passed
+    duration_s: float
+
+
+@dataclass
+class RunResult:
+    outcomes: list[Outcome]
+    import_errors: dict[str, dict]  # module -> the exception its import raised (see harness.describe_exception)
+    isolation: dict
+    internal_errors: list[str] = field(default_factory=list)  # bugs of the grader itself, never the student's
+
+
+_reference_cache: dict[Path, dict[str, ModuleType]] = {}
+
+
+def load_reference(folder: Path) -> dict[str, ModuleType]:
+    """Import reference/engine.py, nn.py, train.py under private names, once per process."""
+    folder = folder.resolve()
+    if folder not in _reference_cache:
+        saved = {name: sys.modules.get(name) for name in MODULES}
+        modules = {}
+        try:
+            for name in MODULES:
+                spec = importlib.util.spec_from_file_location(f"_grader_reference.{name}", folder / f"{name}.py")
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[name] = module  # so that nn.py's `from engine import Value` finds the reference engine
+                spec.loader.exec_module(module)
+                modules[name] = module
+        finally:
+            for name, previous in saved.items():
+                if previous is None:
+                    sys.modules.pop(name, None)
+                else:
+                    sys.modules[name] = previous
+        _reference_cache[folder] = modules
+    return _reference_cache[folder]
+
+
+def marker_value(item: pytest.Item, name: str, default=None):
+    marker = item.get_closest_marker(name)
+    return marker.args[0] if marker and marker.args else default
+
+
+class GradingPlugin:
+    """Gives the hidden tests their fixtures and records each test's outcome (without pytest's slow reports)."""
+
+    def __init__(self, assignment: Assignment, files: dict[str, str], seed: int, slot: int):
+        self.assignment = assignment
+        self.files = files
+        self.seed = seed
+        self.slot = slot
+        self.outcomes: list[Outcome] = []
+        self.internal_errors: list[str] = []
+        self.sandbox = Sandbox(files, assignment.limits, harness=HARNESS, slot=2 * slot)
+        self._correct_engine_sandbox: Sandbox | None = None
+
+    def close(self) -> None:
+        self.sandbox.close()
+        if self._correct_engine_sandbox is not None:
+            self._correct_engine_sandbox.close()
+
+    def correct_engine_sandbox(self) -> Sandbox:
+        if self._correct_engine_sandbox is None:
+            engine = (self.assignment.course.reference_dir / "engine.py").read_text(encoding="utf-8")
+            self._correct_engine_sandbox = Sandbox({**self.files, "engine.py": engine}, self.assignment.limits,
+                                                   harness=HARNESS, slot=2 * self.slot + 1)
+        return self._correct_engine_sandbox
+
+    # ------------------------------------------------------------------ fixtures
+
+    @pytest.fixture(scope="session")
+    def reference(self) -> ReferenceCode:
+        return ReferenceCode(load_reference(self.assignment.course.reference_dir))
+
+    @pytest.fixture
+    def student(self, request) -> StudentCode:
+        return StudentCode(self.sandbox, function=marker_value(request.node, "covers"))
+
+    @pytest.fixture
+    def correct_engine(self, request) -> StudentCode:
+        """The student's nn.py/train.py on the reference engine: for judging them apart from engine bugs."""
+        return StudentCode(_LazySandbox(self.correct_engine_sandbox), function=marker_value(request.node, "covers"),
+                           on_correct_engine=True)
+
+    @pytest.fixture
+    def rng(self, request) -> random.Random:
+        return random.Random(f"{self.seed}:{request.node.nodeid}")
+
+    # ------------------------------------------------------------------ outcomes
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
+        from _pytest.reports import TestReport
+
+        failed = call.excinfo is not None
+        if call.when == "call" or (failed and call.when == "setup"):
+            self.outcomes.append(self.outcome(item, call))
+        longrepr = ("", 0, "failed") if failed else None
+        return TestReport(item.nodeid, item.location, {}, "failed" if failed else "passed", longrepr, call.when,
+                          [], call.duration, call.start, call.stop)
+
+    def outcome(self, item: pytest.Item, call: pytest.CallInfo) -> Outcome:
+        group = marker_value(item, "group")
+        function = marker_value(item, "covers")
+        status, message = "passed", None
+        if call.excinfo is not None:
+            error = call.excinfo.value
+            if isinstance(error, Feedback):
+                status, message, function = error.status, error.message, error.function or function
+            else:  # a bug in the hidden tests or the grader: loud for us, never blamed on the student
+                self.internal_errors.append(f"{item.nodeid}: {type(error).__name__}: {error}")
+                status, message = "error", {"id": "internal_error", "params": {}}
+        return Outcome(item.name, group, float(marker_value(item, "weight", 1)), function, status, message,
+                       round(call.duration, 6))
+
+
+class _LazySandbox:
+    """Starts the correct-engine sandbox only when a test first calls it."""
+
+    def __init__(self, make):
+        self._make = make
+
+    def call(self, cmd, args, timeout=None):
+        return self._make().call(cmd, args, timeout)
+
+
+def import_problems(sandbox: Sandbox) -> dict[str, dict]:
+    """Import each student module in turn; one that raises or never finishes is reported by name."""
+    problems = {}
+    for name in MODULES:
+        loaded = sandbox.call("load", {"names": [name]})
+        if loaded.status == "ok":
+            problems.update(loaded.value)
+        elif loaded.status == "error":
+            problems[name] = loaded.error
+        else:
+            problems[name] = {"type": loaded.status, "message": loaded.detail, "traceback": []}
+    return problems
+
+
+def run_hidden_tests(assignment: Assignment, files: dict[str, str], *, seed: int, slot: int = 0,
+                     select: str | None = None) -> RunResult:
+    """Run every hidden test of `assignment` on one submission's files."""
+    autotests = assignment.course.autotests_dir
+    plugin = GradingPlugin(assignment, files, seed, slot)
+    try:
+        import_errors = import_problems(plugin.sandbox)
+        args = [str(autotests), "-c", str(autotests / "pytest.ini"), "--rootdir", str(autotests), *PYTEST_ARGS]
+        if select:
+            args += ["-k", select]
+        started = time.perf_counter()
+        code = pytest.main(args, plugins=[plugin])
+        if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            plugin.internal_errors.append(f"pytest exited with {code!r} after {time.perf_counter() - started:.1f} s")
+        return RunResult(plugin.outcomes, import_errors, plugin.sandbox.isolation, plugin.internal_errors)
+    finally:
+        plugin.close()
