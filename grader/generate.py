@@ -6,6 +6,8 @@ reference/student/README*.md     -> README.md, README.zh.md ({{todos}} is filled
 reference/student/notebook/*.md  -> <name>.ipynb (markdown sections in file order, code cells where a
                                     line `<!-- code: TAG -->` says so)
 reference/tests/                 -> tests/ (public tests, copied verbatim)
+reference/student/template/      -> template/ (a student repository: these files, README.md filled in like the
+                                    READMEs, plus the three skeletons)
 reference/assignment.toml        -> assignment.toml
 Everything is a pure function of reference/, so `grader generate --check` can compare byte for byte.
 """
@@ -178,10 +180,9 @@ def build_assignment(course_root: Path, name: str = "micrograd") -> dict[str, by
         out[f"tests/{rel}"] = content.decode("utf-8")
 
     student = ref / "student"
+    readme_values = {**values, "todos": todo_list(todos), "count": str(sum(map(len, todos.values())))}
     for readme in ("README.md", "README.zh.md"):
-        out[readme] = fill_template(read_text(student / readme),
-                                    {**values, "todos": todo_list(todos), "count": str(sum(map(len, todos.values())))},
-                                    str(student / readme))
+        out[readme] = fill_template(read_text(student / readme), readme_values, str(student / readme))
 
     sections = [(str(p), fill_template(read_text(p), values, str(p)))
                 for p in sorted((student / "notebook").glob("*.md"))]
@@ -190,6 +191,14 @@ def build_assignment(course_root: Path, name: str = "micrograd") -> dict[str, by
     cells = {Path(f).stem: f"%%writefile {f}\n{out[f]}" for f in files}
     cells["check"] = f"!grader check {name}.ipynb"
     out[f"{name}.ipynb"] = build_notebook(sections, cells)
+
+    # A student repository to start from: the skeletons, a README and a CI workflow that runs `grader check`.
+    template = student / "template"
+    for rel, content in _files_in(template).items():
+        text = content.decode("utf-8")
+        out[f"template/{rel}"] = fill_template(text, readme_values, str(template / rel)) if rel == "README.md" else text
+    if template.is_dir():
+        out.update({f"template/{file}": out[file] for file in files})
     return {rel: text.encode("utf-8") for rel, text in sorted(out.items())}
 
 
