@@ -1,0 +1,354 @@
+"""`grader selftest`: show that the hidden tests catch bugs, by grading deliberately wrong versions of the reference.
+
+1. The reference, graded through the normal pipeline, must get full marks.
+2. Every mutant of its solution regions (grader/mutation.py) must lose points: a mutant that keeps full marks is
+   a bug the hidden tests miss, unless autotests/equivalent_mutants.toml lists it as unable to change behaviour.
+3. Every entry of autotests/bug_catalogue.toml (realistic student bugs) must lose points in its own group, with
+   a failing test there that names the faulty function.
+
+Everything is graded in parallel through grader.parallel, sandbox included, exactly as a student would be.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from concurrent.futures import Executor, Future, as_completed
+from dataclasses import asdict, dataclass, field
+from fnmatch import fnmatchcase
+from typing import Callable, Iterable
+
+from grader.course import Assignment, Course
+from grader.mutation import OPERATORS, Mutant, generate_mutants
+from grader.parallel import GradeTask, grade_task, worker_pool
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+CATALOGUE = "bug_catalogue.toml"
+EQUIVALENTS = "equivalent_mutants.toml"
+POINT_TOLERANCE = 1e-6  # scores are float sums of shares
+
+Progress = Callable[[int, int, str], None]  # (done, total, what), as in grader.batch
+
+
+class SelftestError(Exception):
+    """The catalogue or the equivalents file is malformed; the message says where."""
+
+
+@dataclass(frozen=True)
+class Bug:
+    """One realistic student bug: `find` (exactly once in `file` of the reference) becomes `replace`."""
+
+    name: str
+    file: str
+    find: str
+    replace: str
+    group: str  # where it must lose points
+    function: str  # what the feedback there must name, e.g. "Value.tanh"
+
+
+@dataclass
+class MutantResult:
+    mutant: Mutant
+    status: str  # killed | survived | equivalent | error
+    lost: dict[str, float]  # group -> points lost
+    detail: str = ""  # the first failing test, or what went wrong
+
+
+@dataclass
+class BugResult:
+    bug: Bug
+    passed: bool
+    lost: dict[str, float]
+    feedback: str = ""  # the failing test in the bug's group that names the function
+    problem: str = ""  # why the entry failed
+
+
+@dataclass
+class SelftestResult:
+    assignment: str
+    jobs: int
+    reference: dict  # {"score", "max_score", "problem"}
+    mutants: list[MutantResult]
+    bugs: list[BugResult]
+    warnings: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+
+    @property
+    def survivors(self) -> list[MutantResult]:
+        return [m for m in self.mutants if m.status in ("survived", "error")]
+
+    @property
+    def passed(self) -> bool:
+        return not self.reference["problem"] and not self.survivors and all(b.passed for b in self.bugs)
+
+    def summary(self, key: str) -> dict[str, dict]:
+        """Counts per group (key="group") or per operator (key="operator")."""
+        rows: dict[str, Counter] = {}
+        for m in self.mutants:
+            rows.setdefault(getattr(m.mutant, key), Counter())[m.status] += 1
+        table = {}
+        if key == "operator":  # groups come in the order of the files; operators in mutation.OPERATORS order
+            rows = {op: rows[op] for op in OPERATORS if op in rows}
+        for name, counts in rows.items():
+            total = sum(counts.values())
+            judged = total - counts["equivalent"]
+            table[name] = {"total": total, "killed": counts["killed"], "equivalent": counts["equivalent"],
+                           "survived": counts["survived"] + counts["error"],
+                           "kill_rate": round(counts["killed"] / judged, 4) if judged else None}
+        return table
+
+    def to_dict(self) -> dict:
+        """JSON-able, for --report FILE."""
+        return {
+            "assignment": self.assignment, "passed": self.passed, "jobs": self.jobs,
+            "duration_s": round(self.duration_s, 2), "reference": self.reference,
+            "groups": self.summary("group"), "operators": self.summary("operator"),
+            "mutants": [{**{k: v for k, v in asdict(m.mutant).items() if k != "files"},
+                         "status": m.status, "lost": m.lost, "detail": m.detail} for m in self.mutants],
+            "catalogue": [{**asdict(b.bug), "passed": b.passed, "lost": b.lost, "feedback": b.feedback,
+                           "problem": b.problem} for b in self.bugs],
+            "warnings": self.warnings,
+        }
+
+
+# ---------------------------------------------------------------------- the course's files
+
+
+def load_catalogue(course: Course) -> list[Bug]:
+    path = course.autotests_dir / CATALOGUE
+    try:
+        entries = tomllib.loads(path.read_text(encoding="utf-8")).get("bug", [])
+        bugs = [Bug(**{k: e[k] for k in Bug.__dataclass_fields__}) for e in entries]
+    except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
+        raise SelftestError(f"{path}: {type(exc).__name__}: {exc}") from None
+    names = Counter(b.name for b in bugs)
+    if repeated := [n for n, count in names.items() if count > 1]:
+        raise SelftestError(f"{path}: bug names must be unique, repeated: {', '.join(repeated)}")
+    return bugs
+
+
+def load_equivalents(course: Course) -> dict[str, str]:
+    """id -> the reviewer's one-line reason why the mutant cannot change behaviour."""
+    path = course.autotests_dir / EQUIVALENTS
+    if not path.is_file():
+        return {}
+    try:
+        entries = tomllib.loads(path.read_text(encoding="utf-8")).get("equivalent", [])
+        reasons = {str(e["id"]): str(e["reason"]).strip() for e in entries}
+    except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
+        raise SelftestError(f"{path}: {type(exc).__name__}: {exc}") from None
+    if unexplained := [i for i, reason in reasons.items() if not reason]:
+        raise SelftestError(f"{path}: every equivalent mutant needs a reason; missing for {', '.join(unexplained)}")
+    return reasons
+
+
+def apply_bug(files: dict[str, str], bug: Bug) -> dict[str, str]:
+    """The reference files with one bug put in; SelftestError when `find` does not occur exactly once."""
+    if bug.file not in files:
+        raise SelftestError(f"bug {bug.name!r}: no file {bug.file!r} (files: {', '.join(files)})")
+    count = files[bug.file].count(bug.find)
+    if count != 1:
+        raise SelftestError(f"bug {bug.name!r}: `find` occurs {count} times in {bug.file}, expected exactly once")
+    return {**files, bug.file: files[bug.file].replace(bug.find, bug.replace)}
+
+
+# ---------------------------------------------------------------------- judging reports
+
+
+def points_lost(report: dict) -> dict[str, float]:
+    return {g["name"]: round(g["max_score"] - g["score"], 6) for g in report["groups"]
+            if g["max_score"] - g["score"] > POINT_TOLERANCE}
+
+
+def first_failure(report: dict, group: str | None = None) -> str:
+    failing = [t for t in report["tests"] if t["status"] != "passed" and group in (None, t["group"])]
+    return f"{failing[0]['name']}: {failing[0]['feedback']}" if failing else ""
+
+
+def internal_errors(report: dict) -> list[str]:
+    return [e["message"] for e in report["errors"] if e["id"] == "internal_error"]
+
+
+def judge_reference(report: dict | None, failure: str) -> dict:
+    """Full marks and no errors, or the problem."""
+    if report is None:
+        return {"score": None, "max_score": None, "problem": failure}
+    problem = ""
+    if report["score"] < report["max_score"] - POINT_TOLERANCE or report["errors"]:
+        problem = first_failure(report) or report["errors"][0]["message"]
+    return {"score": report["score"], "max_score": report["max_score"], "problem": problem}
+
+
+def judge_mutant(mutant: Mutant, report: dict | None, failure: str, equivalents: dict[str, str]) -> MutantResult:
+    """Killed when it lost points; a crash of the grading itself or a grader bug is an error, never a kill."""
+    if report is None:
+        return MutantResult(mutant, "error", {}, failure)
+    if problems := internal_errors(report):
+        return MutantResult(mutant, "error", {}, f"internal error of the grader: {problems[0]}")
+    lost = points_lost(report)
+    if lost:
+        return MutantResult(mutant, "killed", lost, first_failure(report))
+    if mutant.id in equivalents:
+        return MutantResult(mutant, "equivalent", {}, equivalents[mutant.id])
+    return MutantResult(mutant, "survived", {})
+
+
+def names_function(test: dict, function: str) -> bool:
+    return test["function"] == function or function.split(".")[-1] in test["feedback"]
+
+
+def judge_bug(bug: Bug, report: dict | None, failure: str) -> BugResult:
+    """Must lose points in its own group, where a failing test names the faulty function."""
+    if report is None:
+        return BugResult(bug, False, {}, problem=failure)
+    if problems := internal_errors(report):
+        return BugResult(bug, False, {}, problem=f"internal error of the grader: {problems[0]}")
+    lost = points_lost(report)
+    if bug.group not in lost:
+        where = f"only in {', '.join(lost)}" if lost else "nowhere"
+        return BugResult(bug, False, lost, problem=f"loses points {where}, not in {bug.group}")
+    failing = [t for t in report["tests"] if t["group"] == bug.group and t["status"] != "passed"]
+    naming = [t for t in failing if names_function(t, bug.function)]
+    if not naming:
+        named = sorted({str(t["function"]) for t in failing})
+        return BugResult(bug, False, lost, first_failure(report, bug.group),
+                         problem=f"no failing test in {bug.group} names {bug.function} (they name {', '.join(named)})")
+    return BugResult(bug, True, lost, f"{naming[0]['name']}: {naming[0]['feedback']}")
+
+
+# ---------------------------------------------------------------------- running
+
+
+def run_selftest(course: Course, assignment: Assignment | str, jobs: int, executor: Executor | None = None, *,
+                 functions: Iterable[str] | None = None, bugs: Iterable[str] | None = None,
+                 progress: Progress | None = None) -> SelftestResult:
+    """Grade the reference, its mutants and the bug catalogue in parallel and judge the hidden tests.
+
+    `functions` (fnmatch patterns such as "Value.tanh*") keeps only the mutants of matching functions and
+    `bugs` only the named catalogue entries: both for quick runs; None means all.
+    """
+    started = time.perf_counter()
+    name = assignment if isinstance(assignment, str) else assignment.name
+    files = {f: (course.reference_dir / f).read_text(encoding="utf-8") for f in course.assignment(name).files}
+    equivalents = load_equivalents(course)
+    catalogue = load_catalogue(course)
+
+    mutants = generate_mutants(files)
+    warnings = [f"{EQUIVALENTS}: {i} is not a mutant any more (stale entry): {reason}"
+                for i, reason in equivalents.items() if i not in {m.id for m in mutants}]
+    if functions is not None:
+        patterns = list(functions)
+        mutants = [m for m in mutants if any(fnmatchcase(m.function, p) for p in patterns)]
+    if bugs is not None:
+        wanted = set(bugs)
+        if unknown := wanted - {b.name for b in catalogue}:
+            raise SelftestError(f"{CATALOGUE}: no bug named {', '.join(sorted(unknown))}")
+        catalogue = [b for b in catalogue if b.name in wanted]
+
+    def task(student: str, submission: dict[str, str]) -> GradeTask:
+        return GradeTask(student, str(course.root), name, files=tuple(sorted(submission.items())))
+
+    tasks = {"reference": task("reference", files)}
+    tasks.update({f"mutant-{m.id}": task(f"mutant-{m.id}", m.files) for m in mutants})
+    bug_results: list[BugResult] = []
+    for number, bug in enumerate(catalogue, start=1):
+        try:
+            tasks[f"bug-{number}"] = task(f"bug-{number}", apply_bug(files, bug))
+        except SelftestError as exc:
+            bug_results.append(BugResult(bug, False, {}, problem=str(exc)))
+
+    reports = grade_all(tasks, jobs, executor, progress)
+
+    mutant_results = [judge_mutant(m, *reports[f"mutant-{m.id}"], equivalents) for m in mutants]
+    bug_results += [judge_bug(bug, *reports[f"bug-{number}"]) for number, bug in enumerate(catalogue, start=1)
+                    if f"bug-{number}" in reports]
+    for m in mutant_results:
+        if m.status == "killed" and m.mutant.id in equivalents:
+            warnings.append(f"{EQUIVALENTS}: {m.mutant.id} is listed as equivalent but lost points: remove it")
+        if m.status == "killed" and m.mutant.group not in m.lost:
+            warnings.append(f"mutant {m.mutant.id} ({m.mutant.function}) loses points only in {', '.join(m.lost)}, "
+                            f"not in {m.mutant.group}: its feedback points the student elsewhere")
+    bug_results.sort(key=lambda b: catalogue.index(b.bug))
+    return SelftestResult(name, jobs, judge_reference(*reports["reference"]), mutant_results, bug_results, warnings,
+                          time.perf_counter() - started)
+
+
+def grade_all(tasks: dict[str, GradeTask], jobs: int, executor: Executor | None,
+              progress: Progress | None) -> dict[str, tuple[dict | None, str]]:
+    """key -> (report, "") or (None, why the grading itself failed)."""
+    pool = executor or worker_pool(max(1, min(jobs, len(tasks))))
+    results: dict[str, tuple[dict | None, str]] = {}
+    try:
+        futures: dict[Future, str] = {pool.submit(grade_task, t): key for key, t in tasks.items()}
+        for done, future in enumerate(as_completed(futures), start=1):
+            key = futures[future]
+            try:
+                results[key] = (future.result(), "")
+            except Exception as exc:  # a dead worker or a grader crash: reported, never counted as a kill
+                results[key] = (None, f"grading failed: {type(exc).__name__}: {exc}")
+            if progress:
+                progress(done, len(futures), key)
+    finally:
+        if executor is None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return results
+
+
+def selftest_exit_code(result: SelftestResult) -> int:
+    """0 when the reference gets full marks, every non-equivalent mutant is killed and every bug is caught."""
+    return 0 if result.passed else 1
+
+
+# ---------------------------------------------------------------------- rendering
+
+
+def render_selftest(result: SelftestResult) -> str:
+    """Plain text: the verdict first, then kill rates, survivors with their diffs, the catalogue, warnings."""
+    minutes, seconds = divmod(round(result.duration_s), 60)
+    lines = [f"selftest of {result.assignment}: {'PASSED' if result.passed else 'FAILED'} "
+             f"({len(result.mutants)} mutants, {len(result.bugs)} catalogue bugs, {result.jobs} jobs, "
+             f"{minutes}m{seconds:02d}s)", ""]
+    ref = result.reference
+    if ref["problem"]:
+        lines.append(f"reference: NOT full marks ({ref['score']}/{ref['max_score']}): {ref['problem']}")
+    else:
+        lines.append(f"reference: full marks ({ref['score']:g}/{ref['max_score']:g})")
+    for key, title in (("group", "mutants by group"), ("operator", "mutants by operator")):
+        lines += ["", f"{title:<22}{'total':>7}{'killed':>8}{'equiv.':>8}{'survived':>10}{'kill rate':>11}"]
+        for name, row in result.summary(key).items():
+            rate = "-" if row["kill_rate"] is None else f"{100 * row['kill_rate']:.1f}%"
+            lines.append(f"  {name:<20}{row['total']:>7}{row['killed']:>8}{row['equivalent']:>8}"
+                         f"{row['survived']:>10}{rate:>11}")
+    if result.survivors:
+        lines += ["", f"surviving mutants ({len(result.survivors)}): each needs a stronger hidden test, or an entry "
+                      f"with a reason in autotests/{EQUIVALENTS} if it truly cannot change behaviour"]
+        for m in result.survivors:
+            mutant = m.mutant
+            lines.append(f"  {mutant.id}  {mutant.file}:{mutant.line}  {mutant.function} ({mutant.group}, "
+                         f"{mutant.operator}): {mutant.description}")
+            if m.detail:
+                lines.append(f"    {m.detail}")
+            lines += ["    " + line for line in mutant.diff.rstrip("\n").split("\n")]
+    equivalent = [m for m in result.mutants if m.status == "equivalent"]
+    if equivalent:
+        lines += ["", f"equivalent mutants ({len(equivalent)}, reviewed in autotests/{EQUIVALENTS}):"]
+        for m in equivalent:
+            lines += [f"  {m.mutant.id}  {m.mutant.file}:{m.mutant.line}  {m.mutant.description}", f"    {m.detail}"]
+    if result.bugs:
+        caught = sum(b.passed for b in result.bugs)
+        lines += ["", f"bug catalogue: {caught}/{len(result.bugs)} lose points in their own group, "
+                      "with feedback that names the function"]
+        for b in result.bugs:
+            mark = "ok  " if b.passed else "FAIL"
+            lines.append(f"  {mark} {b.bug.name} [{b.bug.group}, {b.bug.function}]")
+            if b.problem:
+                lines.append(f"       {b.problem}")
+            if b.feedback:
+                lines.append(f"       {b.feedback[:200]}")
+    if result.warnings:
+        lines += ["", "warnings:"] + [f"  {w}" for w in result.warnings]
+    return "\n".join(lines) + "\n"

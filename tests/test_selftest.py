@@ -1,0 +1,243 @@
+"""`grader selftest`: mutant generation, the bug catalogue, and end-to-end runs on small subsets.
+
+The end-to-end tests grade through the real pipeline (sandbox included), so they are restricted to the mutants
+of one function and a few catalogue bugs, and each runs under a deadline.
+"""
+from __future__ import annotations
+
+import shutil
+import signal
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from grader.course import find_course
+from grader.generate import solution_regions
+from grader.mutation import OPERATORS, generate_mutants, group_of
+from grader.selftest import (Bug, apply_bug, judge_bug, load_catalogue, load_equivalents, render_selftest,
+                             run_selftest, selftest_exit_code)
+
+ROOT = Path(__file__).resolve().parents[1]
+COURSE = find_course(ROOT)
+FILES = {f: (COURSE.reference_dir / f).read_text(encoding="utf-8") for f in COURSE.assignment().files}
+
+TOY = '''"""A toy module: only f's solution region may change."""
+
+
+def f(a, b):
+    ### BEGIN SOLUTION
+    total = 0
+    total += a * b - 2
+    if a > b:
+        total = b / a
+    return total
+    ### END SOLUTION
+
+
+def g(a):
+    return a + 1
+'''
+
+
+@contextmanager
+def deadline(seconds: float):
+    """Fail the test instead of hanging: SIGALRM interrupts the main thread after `seconds`."""
+    def expire(signum, frame):
+        raise TimeoutError(f"took more than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture(scope="module")
+def mutants():
+    return generate_mutants(FILES)
+
+
+# ---------------------------------------------------------------------- generating mutants
+
+
+def test_every_operator_produces_mutants_of_the_reference(mutants):
+    assert {m.operator for m in mutants} == set(OPERATORS)
+    assert {m.group for m in mutants} == {"ops", "backprop", "nn", "training"}
+
+
+@pytest.mark.parametrize("operator, line", [
+    ("augassign", "    total = a * b - 2"),
+    ("drop_term", "    total += a * b"),
+    ("drop_term", "    total += 2"),
+    ("drop_factor", "    total += a - 2"),
+    ("drop_factor", "    total += b - 2"),
+    ("swap_operands", "    total += 2 - a * b"),
+    ("swap_operands", "        total = a / b"),
+    ("constant", "    total = -1"),
+    ("constant", "    total += a * b - 0"),
+    ("negate", "    total += -(a * b - 2)"),
+    ("negate", "    if not (a > b):"),
+    ("negate", "    return -total"),
+    ("comparison", "    if a >= b:"),
+    ("comparison", "    if a < b:"),
+    ("delete_statement", "        pass"),
+])
+def test_each_operator_rewrites_just_its_span(operator, line):
+    found = [m for m in generate_mutants({"train.py": TOY}) if m.operator == operator]
+    changed = [m.files["train.py"] for m in found if line in m.files["train.py"].split("\n")]
+    assert len(changed) == 1, [m.description for m in found]
+    original, mutated = TOY.split("\n"), changed[0].split("\n")
+    assert len(original) == len(mutated) and sum(a != b for a, b in zip(original, mutated)) == 1
+
+
+def test_statement_operators_on_a_toy():
+    found = generate_mutants({"train.py": TOY})
+    early = [m.files["train.py"] for m in found if m.operator == "return_early"]
+    assert TOY.replace("    total += a * b - 2\n", "    return\n    total += a * b - 2\n") in early
+    swapped = [m.files["train.py"] for m in found if m.operator == "reorder"]
+    assert TOY.replace("    total = 0\n    total += a * b - 2\n", "    total += a * b - 2\n    total = 0\n") in swapped
+    assert all(m.group == "training" and m.function == "f" for m in found)
+
+
+def test_mutants_touch_only_solution_regions_and_one_file(mutants):
+    for m in mutants:
+        assert {name for name in FILES if m.files[name] != FILES[name]} == {m.file}, m.id
+        original, mutated = FILES[m.file], m.files[m.file]
+        prefix = next(i for i, (a, b) in enumerate(zip(original, mutated)) if a != b)
+        suffix = next(i for i, (a, b) in enumerate(zip(original[::-1], mutated[::-1])) if a != b)
+        first, last = original.count("\n", 0, prefix) + 1, original.count("\n", 0, len(original) - suffix) + 1
+        assert any(begin < first and last < end for begin, end in solution_regions(original, m.file)), m.diff
+
+
+def test_mutants_compile_differ_and_have_diffs(mutants):
+    texts = set()
+    for m in mutants:
+        compile(m.files[m.file], m.file, "exec")
+        texts.add((m.file, m.files[m.file]))
+        assert m.diff.startswith(f"--- a/{m.file}\n+++ b/{m.file}\n") and m.description
+        assert m.group == group_of(m.file, m.function)
+    assert len(texts) == len(mutants)  # no two mutants are the same code
+
+
+def test_mutant_ids_are_unique_and_stable(mutants):
+    ids = [m.id for m in mutants]
+    assert len(set(ids)) == len(ids)
+    assert ids == [m.id for m in generate_mutants(dict(FILES))]
+    # Editing the file elsewhere (here: above every region) keeps every id, so reviewed equivalents stay valid.
+    shifted = generate_mutants({**FILES, "engine.py": "# a new first line\n" + FILES["engine.py"]})
+    assert [m.id for m in shifted] == ids
+
+
+def test_code_outside_regions_is_never_mutated():
+    mutated_lines = {m.line for m in generate_mutants({"train.py": TOY})}
+    region = solution_regions(TOY, "train.py")[0]
+    assert mutated_lines and all(region[0] < line < region[1] for line in mutated_lines)
+
+
+# ---------------------------------------------------------------------- the course's files
+
+
+def test_catalogue_entries_apply_cleanly():
+    bugs = load_catalogue(COURSE)
+    assert len(bugs) >= 15
+    groups = {g.name for g in COURSE.assignment().groups}
+    for bug in bugs:
+        files = apply_bug(FILES, bug)  # raises unless `find` occurs exactly once
+        assert files[bug.file] != FILES[bug.file] and bug.group in groups, bug.name
+        compile(files[bug.file], bug.file, "exec")
+
+
+def test_equivalent_mutants_are_reviewed_and_current(mutants):
+    reasons = load_equivalents(COURSE)
+    ids = {m.id for m in mutants}
+    assert set(reasons) <= ids, f"stale entries: {set(reasons) - ids}"
+    assert all(len(reason) > 10 for reason in reasons.values())
+
+
+# ---------------------------------------------------------------------- end to end
+
+
+def test_small_selftest_kills_mutants_and_catches_bugs():
+    bugs = ["exp backward uses the input instead of the output", "Layer returns a list for a single neuron",
+            "train never zeroes the gradients"]
+    with deadline(90):
+        result = run_selftest(COURSE, "micrograd", jobs=2, functions=["Value.exp*"], bugs=bugs)
+    text = render_selftest(result)
+    assert not result.reference["problem"], text
+    assert result.mutants and all(m.mutant.function == "Value.exp: _backward" for m in result.mutants)
+    assert all(m.status == "killed" for m in result.mutants), text
+    assert [b.bug.name for b in result.bugs] == bugs and all(b.passed for b in result.bugs), text
+    assert selftest_exit_code(result) == 0
+    data = result.to_dict()
+    assert data["passed"] and data["groups"]["ops"]["kill_rate"] == 1.0
+
+
+@pytest.fixture
+def course_copy(tmp_path, monkeypatch):
+    """A copy of the course (assignments/, reference/, autotests/) to break on purpose."""
+    for folder in ("assignments", "reference", "autotests"):
+        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    # Forked workers must import the copy's autotests, not the ones an earlier test left in sys.modules.
+    for name in [n for n in sys.modules if n == "autotests" or n.startswith("autotests.")]:
+        monkeypatch.delitem(sys.modules, name)
+    return tmp_path
+
+
+def test_a_weakened_hidden_test_makes_selftest_fail_and_name_survivors(course_copy):
+    # The weakening: every hidden test that could see tanh's gradient is dropped.
+    conftest = course_copy / "autotests" / "conftest.py"
+    conftest.write_text(conftest.read_text() + '''
+
+def pytest_collection_modifyitems(items):
+    items[:] = [i for i in items if "tanh" not in i.name and "composed_graph" not in i.name]
+''')
+    with deadline(90):
+        result = run_selftest(find_course(course_copy), "micrograd", jobs=2, functions=["Value.tanh*"], bugs=[])
+    text = render_selftest(result)
+    assert not result.reference["problem"], text
+    assert selftest_exit_code(result) == 1
+    survivors = [m.mutant for m in result.survivors]
+    assert survivors and all(m.function == "Value.tanh: _backward" for m in survivors)
+    assert "FAILED" in text
+    for m in survivors:  # named, with the changed line of the diff
+        added = next(line for line in m.diff.split("\n") if line.startswith("+") and not line.startswith("+++"))
+        assert f"{m.id}  engine.py:{m.line}" in text and added in text
+
+
+def test_stale_equivalents_and_broken_catalogue_entries_are_reported(course_copy):
+    autotests = course_copy / "autotests"
+    with open(autotests / "equivalent_mutants.toml", "a") as f:
+        f.write('\n[[equivalent]]\nid = "0000000000"\nreason = "a mutant of code that is gone"\n')
+    with open(autotests / "bug_catalogue.toml", "a") as f:
+        f.write('\n[[bug]]\nname = "stale"\nfile = "engine.py"\nfind = "no such code"\nreplace = "x"\n'
+                'group = "ops"\nfunction = "Value.exp"\n')
+    with deadline(60):
+        result = run_selftest(find_course(course_copy), "micrograd", jobs=1, functions=[], bugs=["stale"])
+    assert any("0000000000" in w and "stale" in w for w in result.warnings)
+    assert not result.bugs[0].passed and "occurs 0 times" in result.bugs[0].problem
+    assert selftest_exit_code(result) == 1 and not result.mutants
+
+
+def report(lost_in, failing):
+    """A minimal report: full marks except in `lost_in`; failing tests as (group, function, feedback)."""
+    groups = [{"name": g, "score": 10.0 - (g in lost_in), "max_score": 10.0} for g in ("ops", "nn")]
+    tests = [{"name": f"test_{i}", "group": g, "function": fn, "status": "failed", "feedback": text}
+             for i, (g, fn, text) in enumerate(failing)]
+    return {"groups": groups, "tests": tests, "errors": []}
+
+
+@pytest.mark.parametrize("lost_in, failing, passed, problem", [
+    (["ops"], [("ops", "Value.tanh", "tanh backward is wrong")], True, ""),
+    (["ops"], [("ops", "Value", "random graph #1: node 3 is wrong, see tanh")], True, ""),
+    (["nn"], [("nn", "Neuron.__call__", "output is wrong")], False, "loses points only in nn, not in ops"),
+    ([], [], False, "loses points nowhere"),
+    (["ops"], [("ops", "Value.exp", "exp backward is wrong")], False, "no failing test in ops names Value.tanh"),
+])
+def test_a_bug_must_lose_points_in_its_group_with_feedback_naming_it(lost_in, failing, passed, problem):
+    bug = Bug("tanh", "engine.py", "a", "b", "ops", "Value.tanh")
+    judged = judge_bug(bug, report(lost_in, failing), "")
+    assert judged.passed is passed and problem in judged.problem
