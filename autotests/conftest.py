@@ -16,8 +16,7 @@ def check_operation(student, reference, rng):
                 "op": op, "inputs": inputs, "upstream": upstream_gradient(rng), "exponent": exponent, "same": same,
                 "pregrads": pregrads if pregrads is not None else [0.0] * len(inputs),
             }
-            want = reference.call("op", **args)
-            got = student.call("op", **args)
+            got, want = student.call_beside(reference, "op", **args)
             problem = operation_feedback(op, inputs, args["upstream"], want, got["data"], got["grads"],
                                          pregrads=args["pregrads"], exponent=exponent)
             if problem is not None:
@@ -32,8 +31,7 @@ def check_graph(student, reference, rng):
 
     def check(nodes, function, description):
         upstream = upstream_gradient(rng)
-        want = reference.call("graph", nodes=nodes, upstream=upstream)
-        got = student.call("graph", nodes=nodes, upstream=upstream)
+        got, want = student.call_beside(reference, "graph", nodes=nodes, upstream=upstream)
         if all_close(got["data"], want["data"]) and all_close(got["grads"], want["grads"]):
             return
         pinpointed = pinpoint_operation(got["trace"], reference)

@@ -48,8 +48,7 @@ def diagnose(nodes, got, want, calls):
 
 def check_backward(student, reference, nodes, pregrads=(), calls=1):
     args = {"nodes": nodes, "pregrads": [list(p) for p in pregrads], "calls": calls}
-    want = reference.call("dag", **args)
-    got = student.call("dag", **args)
+    got, want = student.call_beside(reference, "dag", **args)
     if not all_close(got["grads"], want["grads"]):
         diagnose(nodes, got, want, calls)
 

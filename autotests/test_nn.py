@@ -29,8 +29,7 @@ def neuron_count(kind, args):
 
 
 def check_parameters(code, reference, kind, args):
-    want = reference.call("model_structure", kind=kind, args=args)
-    got = code.call("model_structure", kind=kind, args=args)
+    got, want = code.call_beside(reference, "model_structure", kind=kind, args=args)
     call = f"{MODELS[kind]}{tuple(args)}"
     expected = want["count"]
     if got["count"] != expected:
@@ -47,8 +46,7 @@ def check_parameters(code, reference, kind, args):
 def check_forward(code, reference, kind, args, params, x, upstream, x_as_values=True, kwargs=None):
     request = {"kind": kind, "args": args, "params": params, "x": x, "upstream": upstream,
                "x_as_values": x_as_values, "kwargs": kwargs or {}}
-    want = reference.call("model_forward", **request)
-    got = code.call("model_forward", **request)
+    got, want = code.call_beside(reference, "model_forward", **request)
     call = f"{MODELS[kind]}{tuple(args)}" + (f" with {kwargs}" if kwargs else "")
     if got["single"] != want["single"]:
         raise Feedback("layer_single_output" if want["single"] else "layer_list_output", model=call)
@@ -87,8 +85,8 @@ def test_mlp_parameters_layer_by_layer(student, correct_engine, reference):
 @pytest.mark.parametrize("nin, nouts", [(3, [4, 4, 1]), (2, [3]), (1, [2, 5, 2])])
 def test_mlp_layer_sizes_and_nonlinearity(student, correct_engine, reference, nin, nouts):
     def check(code):
-        want = reference.call("model_structure", kind="mlp", args=[nin, nouts])["structure"]
-        got = code.call("model_structure", kind="mlp", args=[nin, nouts])["structure"]
+        got, want = (answer["structure"] for answer in
+                     code.call_beside(reference, "model_structure", kind="mlp", args=[nin, nouts]))
         if [[n["inputs"] for n in layer] for layer in got] != [[n["inputs"] for n in layer] for layer in want]:
             raise Feedback("mlp_sizes", model=f"MLP({nin}, {nouts})",
                            expected=[len(layer) for layer in want], got=[len(layer) for layer in got])

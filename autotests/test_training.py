@@ -21,8 +21,7 @@ def values(rng, n, scale=1.0):
 
 
 def check_scalar_loss(code, reference, fn, inputs, *rest):
-    want = reference.call(fn, **inputs)
-    got = code.call(fn, **inputs)
+    got, want = code.call_beside(reference, fn, **inputs)
     shown = {k: v for k, v in inputs.items()}
     if not close(got["data"], want["data"]):
         raise Feedback("loss_value", function=fn, call=fn, inputs=shown, expected=want["data"], got=got["data"])
@@ -51,8 +50,7 @@ def test_sgd_step_moves_against_the_gradient(student, correct_engine, reference,
     params = [[d, g] for d, g in zip(values(rng, 4), values(rng, 4, scale=3))]
 
     def check(code):
-        want = reference.call("sgd_step", params=params, lr=0.1)
-        got = code.call("sgd_step", params=params, lr=0.1)
+        got, want = code.call_beside(reference, "sgd_step", params=params, lr=0.1)
         if not all_close([p[0] for p in got], [p[0] for p in want]):
             raise Feedback("sgd_step", before=params[0], expected=want[0][0], got=got[0][0])
 
@@ -88,8 +86,7 @@ MISTAKES = ("no_zero_grad", "zero_grad_after_backward", "ascent", "no_l2", "sum_
 
 def check_train(code, reference, params, epochs, lr, lam):
     request = {"params": params, "xs": XS, "ys": YS, "epochs": epochs, "lr": lr, "lam": lam}
-    want = reference.call("train", **request)
-    got = code.call("train", **request)
+    got, want = code.call_beside(reference, "train", **request)
     if len(got["losses"]) != epochs:
         raise Feedback("train_length", epochs=epochs, got=len(got["losses"]))
     if all_close(got["losses"], want["losses"]) and all_close(got["params"], want["params"]):

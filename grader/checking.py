@@ -14,7 +14,7 @@ from pathlib import Path
 
 from grader.course import Assignment
 from grader.report import Report
-from grader.runner import HARNESS, Outcome, RunResult
+from grader.results import Outcome, RunResult
 from grader.sandbox import Sandbox
 from grader.scoring import build_report
 from grader.submission import Submission
@@ -84,7 +84,7 @@ def check_submission(submission: Submission, assignment: Assignment, *, lang: st
     tests = [t for t in list_public_tests(folder) if only is None or group_of(t.covers) == only]
     files = dict(submission.files)
     files.update({f"tests/{p.name}": p.read_text(encoding="utf-8") for p in folder.glob("*.py")})
-    with Sandbox(files, assignment.limits, harness=HARNESS) as sandbox:
+    with Sandbox(files, assignment.limits) as sandbox:
         outcomes = [run_public_test(sandbox, t) for t in tests]
         isolation = sandbox.isolation
     groups = tuple(replace(g, points=float(sum(o.group == g.name for o in outcomes)))

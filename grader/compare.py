@@ -82,7 +82,15 @@ class StudentCode:
     on_correct_engine: bool = False  # the student's nn/train running on the reference engine
 
     def call(self, cmd: str, **args: Any) -> Any:
-        result = self.sandbox.call(cmd, args)
+        return self._answer(self.sandbox.call(cmd, args))
+
+    def call_beside(self, reference: ReferenceCode, cmd: str, **args: Any) -> tuple[Any, Any]:
+        """(student's answer, reference's answer): the reference computes while the sandbox does."""
+        want = []
+        result = self.sandbox.call(cmd, args, meanwhile=lambda: want.append(reference.call(cmd, **args)))
+        return self._answer(result), want[0] if want else reference.call(cmd, **args)
+
+    def _answer(self, result) -> Any:
         if result.status == "ok":
             return result.value
         if result.status == "timeout":

@@ -74,13 +74,31 @@ def _fail(parts, problem: str) -> ReportError:
     return ReportError(f"{_path(parts)}: {problem}")
 
 
+@lru_cache(maxsize=1)
+def _fast_validator() -> Callable[[dict], object]:
+    """The same schema compiled to Python by fastjsonschema: ~0.04 s to import and build, against ~0.13 s for
+    jsonschema, on every `grader grade`. jsonschema still words the error when a report is invalid."""
+    import fastjsonschema
+
+    return fastjsonschema.compile(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
+
+
 def validate_report(data: dict) -> None:
     """Raise ReportError unless `data` matches the schema and its scores add up."""
-    from jsonschema.exceptions import best_match
+    import fastjsonschema
 
-    error = best_match(_validator().iter_errors(data))
-    if error is not None:
-        raise _fail(error.absolute_path, error.message)
+    try:
+        _fast_validator()(data)
+        late = data["late"] or {}
+        valid = all(map(_is_datetime, [data["started_at"], late.get("submitted_at"), late.get("due")]))
+    except fastjsonschema.JsonSchemaException:
+        valid = False
+    if not valid:
+        from jsonschema.exceptions import best_match
+
+        error = best_match(_validator().iter_errors(data))
+        if error is not None:
+            raise _fail(error.absolute_path, error.message)
     _check_finite(data, [])
     _check_sums(data)
 

@@ -10,7 +10,6 @@ import importlib.util
 import random
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
@@ -18,9 +17,9 @@ import pytest
 
 from grader.compare import Feedback, ReferenceCode, StudentCode
 from grader.course import Assignment
+from grader.results import Outcome, RunResult
 from grader.sandbox import Sandbox
 
-HARNESS = Path(__file__).with_name("harness.py")
 MODULES = ("engine", "nn", "train")
 
 # pytest's own plugins that grading does not use: fewer plugins, faster start.
@@ -29,27 +28,6 @@ PYTEST_ARGS = ["--disable-plugin-autoload", "-p", "no:cacheprovider", "-p", "no:
                "-p", "no:unittest", "-p", "no:logging", "-p", "no:faulthandler", "-p", "no:stepwise",
                "-p", "no:capture", "-p", "no:warnings", "-p", "no:unraisableexception",
                "-p", "no:threadexception", "--assert=plain"]
-
-
-@dataclass
-class Outcome:
-    """What one hidden test decided."""
-
-    name: str
-    group: str
-    weight: float
-    function: str | None
-    status: str  # passed | failed | error | timeout
-    message: dict | None  # {"id", "params"}; None when passed
-    duration_s: float
-
-
-@dataclass
-class RunResult:
-    outcomes: list[Outcome]
-    import_errors: dict[str, dict]  # module -> the exception its import raised (see harness.describe_exception)
-    isolation: dict
-    internal_errors: list[str] = field(default_factory=list)  # bugs of the grader itself, never the student's
 
 
 _reference_cache: dict[Path, dict[str, ModuleType]] = {}
@@ -86,14 +64,14 @@ def marker_value(item: pytest.Item, name: str, default=None):
 class GradingPlugin:
     """Gives the hidden tests their fixtures and records each test's outcome (without pytest's slow reports)."""
 
-    def __init__(self, assignment: Assignment, files: dict[str, str], seed: int, slot: int):
+    def __init__(self, assignment: Assignment, files: dict[str, str], sandbox: Sandbox, seed: int, slot: int):
         self.assignment = assignment
         self.files = files
         self.seed = seed
         self.slot = slot
         self.outcomes: list[Outcome] = []
         self.internal_errors: list[str] = []
-        self.sandbox = Sandbox(files, assignment.limits, harness=HARNESS, slot=2 * slot)
+        self.sandbox = sandbox
         self._correct_engine_sandbox: Sandbox | None = None
 
     def close(self) -> None:
@@ -105,7 +83,7 @@ class GradingPlugin:
         if self._correct_engine_sandbox is None:
             engine = (self.assignment.course.reference_dir / "engine.py").read_text(encoding="utf-8")
             self._correct_engine_sandbox = Sandbox({**self.files, "engine.py": engine}, self.assignment.limits,
-                                                   harness=HARNESS, slot=2 * self.slot + 1)
+                                                   slot=2 * self.slot + 1)
         return self._correct_engine_sandbox
 
     # ------------------------------------------------------------------ fixtures
@@ -162,8 +140,8 @@ class _LazySandbox:
     def __init__(self, make):
         self._make = make
 
-    def call(self, cmd, args, timeout=None):
-        return self._make().call(cmd, args, timeout)
+    def call(self, cmd, args, timeout=None, meanwhile=None):
+        return self._make().call(cmd, args, timeout, meanwhile)
 
 
 def import_problems(sandbox: Sandbox) -> dict[str, dict]:
@@ -180,11 +158,11 @@ def import_problems(sandbox: Sandbox) -> dict[str, dict]:
     return problems
 
 
-def run_hidden_tests(assignment: Assignment, files: dict[str, str], *, seed: int, slot: int = 0,
+def run_hidden_tests(assignment: Assignment, files: dict[str, str], sandbox: Sandbox, *, seed: int, slot: int = 0,
                      select: str | None = None) -> RunResult:
-    """Run every hidden test of `assignment` on one submission's files."""
+    """Run every hidden test of `assignment` on one submission's files, whose sandbox this takes over (and closes)."""
     autotests = assignment.course.autotests_dir
-    plugin = GradingPlugin(assignment, files, seed, slot)
+    plugin = GradingPlugin(assignment, files, sandbox, seed, slot)
     try:
         import_errors = import_problems(plugin.sandbox)
         args = [str(autotests), "-c", str(autotests / "pytest.ini"), "--rootdir", str(autotests), *PYTEST_ARGS]

@@ -8,7 +8,7 @@ from grader import __version__
 from grader.course import Assignment
 from grader.messages import render
 from grader.report import GroupScore, Late, Report, TestResult
-from grader.runner import Outcome, RunResult
+from grader.results import Outcome, RunResult
 from grader.submission import Submission
 
 

@@ -1,0 +1,25 @@
+"""What running tests produces, before scoring: plain data shared by grading (hidden tests) and checking (public)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Outcome:
+    """What one hidden test decided."""
+
+    name: str
+    group: str
+    weight: float
+    function: str | None
+    status: str  # passed | failed | error | timeout
+    message: dict | None  # {"id", "params"}; None when passed
+    duration_s: float
+
+
+@dataclass
+class RunResult:
+    outcomes: list[Outcome]
+    import_errors: dict[str, dict]  # module -> the exception its import raised (see harness.describe_exception)
+    isolation: dict
+    internal_errors: list[str] = field(default_factory=list)  # bugs of the grader itself, never the student's
