@@ -1,4 +1,5 @@
-"""Fixtures shared by the hidden tests. `student`, `correct_engine`, `reference` and `rng` come from grader/runner.py."""
+"""Fixtures shared by the hidden tests. `student`, `correct_engine`, `on_any_engine`, `reference` and `rng` come from
+grader/runner.py."""
 import pytest
 
 from autotests.inputs import upstream_gradient

@@ -6,7 +6,7 @@ costs points in `ops`/`backprop` only.
 """
 import pytest
 
-from grader.compare import Feedback, all_close, with_correct_engine_fallback
+from grader.compare import Feedback, all_close
 
 pytestmark = pytest.mark.group("nn")
 
@@ -60,30 +60,26 @@ def values(rng, n):
     return [round(rng.uniform(-1, 1), 3) for _ in range(n)]
 
 
-def on_any_engine(student, correct_engine, check):
-    with_correct_engine_fallback(student, correct_engine, check)
-
-
 # ---------------------------------------------------------------------- parameters() and structure
 
 @pytest.mark.covers("Neuron.parameters")
-def test_neuron_parameters_are_weights_then_bias(student, correct_engine, reference):
-    on_any_engine(student, correct_engine, lambda code: check_parameters(code, reference, "neuron", [3]))
+def test_neuron_parameters_are_weights_then_bias(on_any_engine, reference):
+    on_any_engine(lambda code: check_parameters(code, reference, "neuron", [3]))
 
 
 @pytest.mark.covers("Layer.parameters")
-def test_layer_parameters_neuron_by_neuron(student, correct_engine, reference):
-    on_any_engine(student, correct_engine, lambda code: check_parameters(code, reference, "layer", [3, 4]))
+def test_layer_parameters_neuron_by_neuron(on_any_engine, reference):
+    on_any_engine(lambda code: check_parameters(code, reference, "layer", [3, 4]))
 
 
 @pytest.mark.covers("MLP.parameters")
-def test_mlp_parameters_layer_by_layer(student, correct_engine, reference):
-    on_any_engine(student, correct_engine, lambda code: check_parameters(code, reference, "mlp", [3, [4, 4, 1]]))
+def test_mlp_parameters_layer_by_layer(on_any_engine, reference):
+    on_any_engine(lambda code: check_parameters(code, reference, "mlp", [3, [4, 4, 1]]))
 
 
 @pytest.mark.covers("MLP.__init__")
 @pytest.mark.parametrize("nin, nouts", [(3, [4, 4, 1]), (2, [3]), (1, [2, 5, 2])])
-def test_mlp_layer_sizes_and_nonlinearity(student, correct_engine, reference, nin, nouts):
+def test_mlp_layer_sizes_and_nonlinearity(on_any_engine, reference, nin, nouts):
     def check(code):
         got, want = (answer["structure"] for answer in
                      code.call_beside(reference, "model_structure", kind="mlp", args=[nin, nouts]))
@@ -93,12 +89,12 @@ def test_mlp_layer_sizes_and_nonlinearity(student, correct_engine, reference, ni
         if [[n["nonlin"] for n in layer] for layer in got] != [[n["nonlin"] for n in layer] for layer in want]:
             raise Feedback("mlp_nonlin", model=f"MLP({nin}, {nouts})")
 
-    on_any_engine(student, correct_engine, check)
+    on_any_engine(check)
 
 
 @pytest.mark.covers("Module.zero_grad")
 @pytest.mark.parametrize("kind, args", [("neuron", [3]), ("mlp", [2, [3, 1]])])
-def test_zero_grad_resets_every_parameter(student, correct_engine, reference, rng, kind, args):
+def test_zero_grad_resets_every_parameter(on_any_engine, reference, rng, kind, args):
     grads = values(rng, parameter_count(kind, args))
 
     def check(code):
@@ -106,48 +102,48 @@ def test_zero_grad_resets_every_parameter(student, correct_engine, reference, rn
         if any(g != 0 for g in got):
             raise Feedback("zero_grad", model=f"{MODELS[kind]}{tuple(args)}", left=sum(g != 0 for g in got))
 
-    on_any_engine(student, correct_engine, check)
+    on_any_engine(check)
 
 
 # ---------------------------------------------------------------------- forward values and gradients
 
 @pytest.mark.covers("Neuron.__call__")
 @pytest.mark.parametrize("nonlin", [True, False])
-def test_neuron_forward_and_gradients_match_reference(student, correct_engine, reference, rng, nonlin):
+def test_neuron_forward_and_gradients_match_reference(on_any_engine, reference, rng, nonlin):
     params = values(rng, 3) + [0.4]  # a non-zero bias
     cases = [[0.5, -1.0, 2.0], [-0.5, 1.0, -2.0], values(rng, 3)]  # positive and negative pre-activations
     kwargs = {} if nonlin else {"nonlin": False}
     for x in cases:
-        on_any_engine(student, correct_engine, lambda code: check_forward(
+        on_any_engine(lambda code: check_forward(
             code, reference, "neuron", [3], params, x, [1.5], kwargs=kwargs))
 
 
 @pytest.mark.covers("Neuron.__call__")
-def test_neuron_accepts_plain_numbers(student, correct_engine, reference, rng):
+def test_neuron_accepts_plain_numbers(on_any_engine, reference, rng):
     params = values(rng, 2) + [-0.3]
-    on_any_engine(student, correct_engine, lambda code: check_forward(
+    on_any_engine(lambda code: check_forward(
         code, reference, "neuron", [2], params, [1.5, -0.5], [1.0], x_as_values=False))
 
 
 @pytest.mark.covers("Layer.__call__")
-def test_layer_forward_and_gradients_match_reference(student, correct_engine, reference, rng):
+def test_layer_forward_and_gradients_match_reference(on_any_engine, reference, rng):
     params = values(rng, 3 * 4)
-    on_any_engine(student, correct_engine, lambda code: check_forward(
+    on_any_engine(lambda code: check_forward(
         code, reference, "layer", [3, 3], params, [0.5, -1.0, 2.0], [1.0, -0.5, 2.0]))
 
 
 @pytest.mark.covers("Layer.__call__")
-def test_layer_of_one_neuron_returns_a_single_value(student, correct_engine, reference, rng):
+def test_layer_of_one_neuron_returns_a_single_value(on_any_engine, reference, rng):
     params = values(rng, 3)
-    on_any_engine(student, correct_engine, lambda code: check_forward(
+    on_any_engine(lambda code: check_forward(
         code, reference, "layer", [2, 1], params, [0.5, -1.0], [1.0]))
 
 
 @pytest.mark.covers("MLP.__call__")
 @pytest.mark.parametrize("nin, nouts", [(3, [4, 4, 1]), (2, [3, 2])])
-def test_mlp_forward_and_gradients_match_reference(student, correct_engine, reference, rng, nin, nouts):
+def test_mlp_forward_and_gradients_match_reference(on_any_engine, reference, rng, nin, nouts):
     params = values(rng, parameter_count("mlp", [nin, nouts]))
     x = values(rng, nin)
     upstream = [1.0] if nouts[-1] == 1 else [1.0, -0.5]
-    on_any_engine(student, correct_engine, lambda code: check_forward(
+    on_any_engine(lambda code: check_forward(
         code, reference, "mlp", [nin, nouts], params, x, upstream))

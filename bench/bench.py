@@ -43,9 +43,9 @@ def replay_in_process(submission: Path, runs: int) -> float:
     requests = []
     original = sandbox.Sandbox.call
 
-    def recording(self, cmd, args, timeout=None):
+    def recording(self, cmd, args, timeout=None, meanwhile=None):
         requests.append((cmd, json.loads(json.dumps(args))))
-        return original(self, cmd, args, timeout)
+        return original(self, cmd, args, timeout, meanwhile)
 
     sandbox.Sandbox.call = recording
     try:

@@ -19,7 +19,7 @@ from typing import Callable
 
 from grader.course import Assignment
 from grader.formats import ReportError, load_report, write_report_atomic, write_text_atomic
-from grader.parallel import GradeTask, grade_task, worker_pool
+from grader.parallel import GradeTask, grade_task_with_page, worker_pool
 from grader.scoring import error_report
 from grader.submission import SubmissionError, load_submission
 
@@ -130,11 +130,12 @@ def run_batch(folder: Path, assignment: Assignment, out_dir: Path, *, jobs: int,
              for e in todo}
     pool = executor or worker_pool(max(1, min(jobs, len(tasks))))
     try:
-        futures: dict[Future, Entry] = {pool.submit(grade_task, tasks[e.student]): e for e in todo}
+        futures: dict[Future, Entry] = {pool.submit(grade_task_with_page, tasks[e.student]): e for e in todo}
         for done, future in enumerate(as_completed(futures), start=1):
             entry = futures[future]
-            report = task_report(future, entry, assignment, lang)
+            report, page = task_report(future, entry, assignment, lang)
             write_report_atomic(report, out_dir / f"{entry.student}.json")
+            write_text_atomic(out_dir / f"{entry.student}.html", page)
             result.graded.append(entry.student)
             result.reports[entry.student] = report
             if progress:
@@ -143,19 +144,22 @@ def run_batch(folder: Path, assignment: Assignment, out_dir: Path, *, jobs: int,
         if executor is None:
             pool.shutdown(wait=True, cancel_futures=True)
     result.duration_s = time.perf_counter() - started
-    write_class_outputs(assignment, out_dir, result, lang, entries)
+    write_class_outputs(assignment, out_dir, result, lang)
     return result
 
 
-def task_report(future: Future, entry: Entry, assignment: Assignment, lang: str) -> dict:
-    """The task's report; if the grading process itself died, an error report that says so."""
+def task_report(future: Future, entry: Entry, assignment: Assignment, lang: str) -> tuple[dict, str]:
+    """The task's report and page; if the grading process itself died, an error report that says so."""
+    from grader.pages import feedback_page
+
     try:
         return future.result()
     except (BrokenProcessPool, OSError, RuntimeError) as exc:
         reason = f"the grading process failed: {type(exc).__name__}: {exc}"
-        return error_report(assignment, entry.student, str(entry.path), reason, lang=lang,
-                            started_at=datetime.now(timezone.utc), duration_s=0.0,
-                            reason_id="grading_failed").to_dict()
+        report = error_report(assignment, entry.student, str(entry.path), reason, lang=lang,
+                              started_at=datetime.now(timezone.utc), duration_s=0.0,
+                              reason_id="grading_failed").to_dict()
+        return report, feedback_page(report, None, lang)
 
 
 # ---------------------------------------------------------------------- gradebook, summary, pages
@@ -195,21 +199,12 @@ def class_summary(assignment: Assignment, reports: list[dict], duration_s: float
     }
 
 
-def write_class_outputs(assignment: Assignment, out_dir: Path, result: BatchResult, lang: str,
-                        entries: list[Entry]) -> None:
-    from grader.pages import dashboard, feedback_page
+def write_class_outputs(assignment: Assignment, out_dir: Path, result: BatchResult, lang: str) -> None:
+    from grader.pages import dashboard
 
     reports = [result.reports[s] for s in sorted(result.reports)]
     write_text_atomic(out_dir / "gradebook.csv", gradebook_csv(assignment, reports))
     summary = class_summary(assignment, reports, result.duration_s)
     write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    paths = {e.student: e.path for e in entries}
-    for student in result.graded:
-        report = result.reports[student]
-        try:
-            submission = load_submission(paths[student], assignment, student) if report["status"] == "graded" else None
-        except SubmissionError:
-            submission = None
-        write_text_atomic(out_dir / f"{student}.html", feedback_page(report, submission, lang))
     links = {r["student"]: {"report": f"{r['student']}.json", "feedback": f"{r['student']}.html"} for r in reports}
     write_text_atomic(out_dir / "index.html", dashboard(reports, links, lang, title=assignment.title))

@@ -113,24 +113,38 @@ def exception_feedback(error: dict, function: str | None, keep_text: bool) -> Fe
                     detail=error["message"] if keep_text else "", where=where)
 
 
-def with_correct_engine_fallback(student: StudentCode, correct_engine: StudentCode | None,
-                                 check: Callable[[StudentCode], None]) -> None:
-    """Run `check` on the student's code; if it fails, run it again with the reference engine under it.
+@dataclass
+class EngineVerdict:
+    """Per submission: has a check already failed on the student's engine and passed on the reference engine?"""
 
-    nn and training tests use this so that a bug in engine.py costs points in its own group only: a test
-    that passes on a correct engine passes. When it fails there too, the student's own failure is reported
-    if it is the same; otherwise the one on the correct engine, which carries no text from student code.
+    broken: bool = False
+
+
+def with_correct_engine_fallback(student: StudentCode, correct_engine: StudentCode | None,
+                                 check: Callable[[StudentCode], None], verdict: EngineVerdict) -> None:
+    """Pass when `check` passes on the student's code over either engine: theirs, or the reference's.
+
+    nn and training tests use this so that a bug in engine.py costs points in its own group only. Once the
+    student's engine is known to be broken, the reference engine is tried first (fewer calls; same verdicts).
+    When both fail, the student's own failure is reported if it is the same; otherwise the one on the
+    reference engine, which carries no text from student code (it could have read the reference engine).
     """
-    try:
+    if correct_engine is None:
         check(student)
         return
-    except Feedback as own:
-        if correct_engine is None:
-            raise
+    order = [correct_engine, student] if verdict.broken else [student, correct_engine]
+    failures: dict[bool, Feedback] = {}
+    for code in order:
         try:
-            check(correct_engine)
-        except Feedback as on_correct:
-            raise own if same_failure(own, on_correct) else on_correct from None
+            check(code)
+        except Feedback as failure:
+            failures[code is correct_engine] = failure
+            continue
+        if code is correct_engine and failures:
+            verdict.broken = True
+        return
+    own, on_correct = failures[False], failures[True]
+    raise own if same_failure(own, on_correct) else on_correct from None
 
 
 def same_failure(a: Feedback, b: Feedback) -> bool:

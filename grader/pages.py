@@ -446,22 +446,27 @@ _ALLOWED_TAGS = frozenset({
 })
 
 
-def _allowed_attribute(tag: str, name: str, value: str) -> bool:
-    if name in ("class", "id", "title", "alt", "colspan", "rowspan", "align", "width", "height"):
-        return True
+_GENERIC_ATTRIBUTES = {"class", "id", "title", "alt", "colspan", "rowspan", "align", "width", "height"}
+
+
+def _allowed_attribute(tag: str, name: str, value: str) -> str | None:
+    if name in _GENERIC_ATTRIBUTES:
+        return value
     if tag == "a" and name == "href":
-        return not value.strip().lower().startswith("data:")
-    return tag == "img" and name == "src" and value.startswith("data:image/")  # embedded only: no network
+        return None if value.strip().lower().startswith("data:") else value
+    return value if tag == "img" and name == "src" and value.startswith("data:image/") else None  # no network
 
 
 def _clean_html(text) -> str:
     """Replaces nbconvert's clean_html filter, whose allow-list escapes even <p> and <h1> in Markdown cells:
-    formatting stays, scripts, styles, forms, frames and images from the network are escaped or dropped."""
-    import bleach
+    formatting stays; scripts, styles, forms, frames and images from the network are dropped. nh3 (Rust's
+    ammonia) rather than the deprecated bleach: a notebook page renders several times faster."""
+    import nh3
 
     text = text.decode() if isinstance(text, bytes) else str(text)
-    return bleach.clean(text, tags=_ALLOWED_TAGS, attributes=_allowed_attribute,
-                        protocols={"http", "https", "mailto", "data"}, strip_comments=True)
+    return nh3.clean(text, tags=set(_ALLOWED_TAGS), attributes={"*": _GENERIC_ATTRIBUTES, "a": {"href"}, "img": {"src"}},
+                     attribute_filter=_allowed_attribute, url_schemes={"http", "https", "mailto", "data"},
+                     strip_comments=True, link_rel=None)
 
 
 def _pygments_css() -> str:

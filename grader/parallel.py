@@ -27,6 +27,8 @@ def worker_pool(jobs: int) -> Executor:
     """`jobs` worker processes, each with a distinct sandbox slot (1..jobs)."""
     # fork where available: workers inherit the imported grader, pytest and the reference instead of re-importing.
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    if method == "fork":
+        import grader.runner  # noqa: F401 - imported once here, every forked worker has it (pytest: ~0.15 s)
     context = multiprocessing.get_context(method)
     slots = context.Queue()
     for slot in range(1, jobs + 1):
@@ -55,6 +57,18 @@ class GradeTask:
 def grade_task(task: GradeTask) -> dict:
     """Grade one task and return its report as a dict. Never raises for anything a submission can do:
     input that is not a submission gets a valid error report."""
+    return _grade(task)[0]
+
+
+def grade_task_with_page(task: GradeTask) -> tuple[dict, str]:
+    """The report and the student's feedback page, both made in the worker (notebook pages take nbconvert)."""
+    from grader.pages import feedback_page
+
+    report, submission = _grade(task)
+    return report, feedback_page(report, submission, task.lang)
+
+
+def _grade(task: GradeTask):
     import time
     from datetime import datetime, timezone
 
@@ -72,6 +86,8 @@ def grade_task(task: GradeTask) -> dict:
         else:
             submission = load_submission(task.path, assignment, task.student, submitted_at)
     except SubmissionError as exc:
-        return error_report(assignment, task.student, task.path or "", str(exc), lang=task.lang,
-                            started_at=started_at, duration_s=time.perf_counter() - started).to_dict()
-    return grade_submission(submission, assignment, lang=task.lang, seed=task.seed, slot=_slot).to_dict()
+        report = error_report(assignment, task.student, task.path or "", str(exc), lang=task.lang,
+                              started_at=started_at, duration_s=time.perf_counter() - started)
+        return report.to_dict(), None
+    report = grade_submission(submission, assignment, lang=task.lang, seed=task.seed, slot=_slot)
+    return report.to_dict(), submission

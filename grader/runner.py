@@ -15,7 +15,7 @@ from types import ModuleType
 
 import pytest
 
-from grader.compare import Feedback, ReferenceCode, StudentCode
+from grader.compare import EngineVerdict, Feedback, ReferenceCode, StudentCode, with_correct_engine_fallback
 from grader.course import Assignment
 from grader.results import Outcome, RunResult
 from grader.sandbox import Sandbox
@@ -73,6 +73,7 @@ class GradingPlugin:
         self.internal_errors: list[str] = []
         self.sandbox = sandbox
         self._correct_engine_sandbox: Sandbox | None = None
+        self.engine_verdict = EngineVerdict()
 
     def close(self) -> None:
         self.sandbox.close()
@@ -101,6 +102,11 @@ class GradingPlugin:
         """The student's nn.py/train.py on the reference engine: for judging them apart from engine bugs."""
         return StudentCode(_LazySandbox(self.correct_engine_sandbox), function=marker_value(request.node, "covers"),
                            on_correct_engine=True)
+
+    @pytest.fixture
+    def on_any_engine(self, student, correct_engine):
+        """A function of a check: it passes when the check passes over the student's engine or the reference's."""
+        return lambda check: with_correct_engine_fallback(student, correct_engine, check, self.engine_verdict)
 
     @pytest.fixture
     def rng(self, request) -> random.Random:
