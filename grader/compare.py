@@ -105,6 +105,13 @@ def exception_feedback(error: dict, function: str | None, keep_text: bool) -> Fe
     where = "; ".join(f"{f['file']}:{f['line']} {f['code']}".strip() for f in error.get("traceback", []))
     if error["type"] == "NotImplementedError":
         return Feedback("not_implemented", function=function, where=where)
+    frames = error.get("traceback", [])
+    if frames and (error["type"] in ("SyntaxError", "IndentationError", "TabError")
+                   or frames[-1]["function"] == "<module>"):
+        # The file failed while being imported: the function itself never ran.
+        kind = error["type"] if keep_text or error.get("builtin") else "Exception"
+        return Feedback("cannot_import", status="error", function=function, file=frames[-1]["file"], type=kind,
+                        detail=error["message"] if keep_text else "", where=where)
     if error.get("harness"):
         return Feedback("wrong_type", function=function, detail=error["message"], where=where)
     # On the reference engine, student code could have read the reference: none of its text may leave then.

@@ -390,7 +390,7 @@ def prepare_gradescope_submission(root: str | os.PathLike, dest: str | os.PathLi
     if not source.is_dir():
         raise ExportError(f"{source}: no submission folder")
     dest.mkdir(parents=True)
-    for folder, dirs, names in os.walk(source):  # does not follow links to folders
+    for folder, _dirs, names in os.walk(source):  # does not follow links to folders
         for name in names:
             path = Path(folder) / name
             if name == "submission.json" or path.is_symlink() or not path.is_file():

@@ -9,7 +9,6 @@ numbers, and every other request only builds, runs and reads back.
 """
 import importlib
 import json
-import math
 import operator
 import os
 import sys

@@ -13,6 +13,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{function} raised {type}{colon}{detail}{at}",
         "zh": "{function} 抛出了异常 {type}{colon}{detail}{at}",
     },
+    "cannot_import": {
+        "en": "{function} could not run: {file} does not import ({type}{colon}{detail}{at})",
+        "zh": "{function} 无法运行：{file} 导入失败（{type}{colon}{detail}{at}）",
+    },
     "wrong_type": {
         "en": "{function}: {detail}{at}",
         "zh": "{function}：返回值类型不对：{detail}{at}",

@@ -33,26 +33,34 @@ PYTEST_ARGS = ["--disable-plugin-autoload", "-p", "no:cacheprovider", "-p", "no:
 _reference_cache: dict[Path, dict[str, ModuleType]] = {}
 
 
+def import_modules(folder: Path, names=MODULES, prefix: str = "_grader_reference") -> dict[str, ModuleType]:
+    """Import engine.py, nn.py, train.py from `folder` under private names, leaving sys.modules as it was.
+
+    While they load, sys.modules["engine"] is this folder's engine, so that `from engine import Value` in
+    nn.py and train.py finds it."""
+    saved = {name: sys.modules.get(name) for name in MODULES}
+    modules = {}
+    try:
+        for name in names:
+            spec = importlib.util.spec_from_file_location(f"{prefix}.{name}", folder / f"{name}.py")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+            modules[name] = module
+    finally:
+        for name, previous in saved.items():
+            if previous is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = previous
+    return modules
+
+
 def load_reference(folder: Path) -> dict[str, ModuleType]:
-    """Import reference/engine.py, nn.py, train.py under private names, once per process."""
+    """The reference's modules, imported once per process."""
     folder = folder.resolve()
     if folder not in _reference_cache:
-        saved = {name: sys.modules.get(name) for name in MODULES}
-        modules = {}
-        try:
-            for name in MODULES:
-                spec = importlib.util.spec_from_file_location(f"_grader_reference.{name}", folder / f"{name}.py")
-                module = importlib.util.module_from_spec(spec)
-                sys.modules[name] = module  # so that nn.py's `from engine import Value` finds the reference engine
-                spec.loader.exec_module(module)
-                modules[name] = module
-        finally:
-            for name, previous in saved.items():
-                if previous is None:
-                    sys.modules.pop(name, None)
-                else:
-                    sys.modules[name] = previous
-        _reference_cache[folder] = modules
+        _reference_cache[folder] = import_modules(folder)
     return _reference_cache[folder]
 
 
@@ -73,6 +81,10 @@ class GradingPlugin:
         self.internal_errors: list[str] = []
         self.sandbox = sandbox
         self._correct_engine_sandbox: Sandbox | None = None
+        # One of each for the whole run (fixture setup per test is pytest's main cost); the function a test
+        # is about is set on them before each test.
+        self._student = StudentCode(sandbox)
+        self._on_correct_engine = StudentCode(_LazySandbox(self.correct_engine_sandbox), on_correct_engine=True)
         self.engine_verdict = EngineVerdict()
 
     def close(self) -> None:
@@ -93,26 +105,29 @@ class GradingPlugin:
     def reference(self) -> ReferenceCode:
         return ReferenceCode(load_reference(self.assignment.course.reference_dir))
 
-    @pytest.fixture
-    def student(self, request) -> StudentCode:
-        return StudentCode(self.sandbox, function=marker_value(request.node, "covers"))
+    @pytest.fixture(scope="session")
+    def student(self) -> StudentCode:
+        return self._student
 
-    @pytest.fixture
-    def correct_engine(self, request) -> StudentCode:
+    @pytest.fixture(scope="session")
+    def correct_engine(self) -> StudentCode:
         """The student's nn.py/train.py on the reference engine: for judging them apart from engine bugs."""
-        return StudentCode(_LazySandbox(self.correct_engine_sandbox), function=marker_value(request.node, "covers"),
-                           on_correct_engine=True)
+        return self._on_correct_engine
 
-    @pytest.fixture
-    def on_any_engine(self, student, correct_engine):
+    @pytest.fixture(scope="session")
+    def on_any_engine(self):
         """A function of a check: it passes when the check passes over the student's engine or the reference's."""
-        return lambda check: with_correct_engine_fallback(student, correct_engine, check, self.engine_verdict)
+        return lambda check: with_correct_engine_fallback(self._student, self._on_correct_engine, check,
+                                                          self.engine_verdict)
 
     @pytest.fixture
     def rng(self, request) -> random.Random:
         return random.Random(f"{self.seed}:{request.node.nodeid}")
 
     # ------------------------------------------------------------------ outcomes
+
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        self._student.function = self._on_correct_engine.function = marker_value(item, "covers")
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):

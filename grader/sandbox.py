@@ -387,7 +387,7 @@ class Sandbox:
             return
         os.chown(self._base, 0, self._uid)
         os.chmod(self._base, 0o710)
-        for folder, dirs, names in os.walk(self._code):
+        for folder, _dirs, names in os.walk(self._code):
             os.chown(folder, 0, self._uid)
             os.chmod(folder, 0o750)
             for name in names:

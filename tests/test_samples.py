@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ast
 import gc
-import importlib.util
 import json
 import math
 import random
@@ -23,10 +22,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any, Callable, Iterator, Sequence
 
 import pytest
+
+from grader.runner import import_modules
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE_DIR = ROOT / "reference"
@@ -45,29 +46,8 @@ RUNNABLE_SAMPLES = SAMPLES[:6]  # safe to import in this process; grace is hosti
 
 
 def load_modules(folder: Path, prefix: str, names: Sequence[str] = MODULE_NAMES) -> SimpleNamespace:
-    """Load folder/<name>.py for each name as a private module ``{prefix}_<name>``.
-
-    While they load, ``sys.modules["engine"]`` (etc.) points at this folder's modules, so that
-    ``from engine import Value`` in nn.py and train.py finds the right engine. Afterwards every entry of
-    ``sys.modules`` is restored, also when loading fails.
-    """
-    saved = {name: sys.modules.get(name) for name in MODULE_NAMES}
-    loaded: dict[str, ModuleType] = {}
-    try:
-        for name in names:
-            spec = importlib.util.spec_from_file_location(f"{prefix}_{name}", folder / f"{name}.py")
-            assert spec is not None and spec.loader is not None
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
-            loaded[name] = module
-    finally:
-        for name, module in saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
-    return SimpleNamespace(**loaded)
+    """folder/<name>.py for each name as private modules, the grader's own way (sys.modules left as it was)."""
+    return SimpleNamespace(**import_modules(folder, names, prefix))
 
 
 @contextmanager
