@@ -30,7 +30,7 @@ PYTEST_ARGS = ["--disable-plugin-autoload", "-p", "no:cacheprovider", "-p", "no:
                "-p", "no:threadexception", "--assert=plain"]
 
 
-_reference_cache: dict[Path, dict[str, ModuleType]] = {}
+_reference_cache: dict[Path, ReferenceCode] = {}
 
 
 def import_modules(folder: Path, names=MODULES, prefix: str = "_grader_reference") -> dict[str, ModuleType]:
@@ -58,9 +58,14 @@ def import_modules(folder: Path, names=MODULES, prefix: str = "_grader_reference
 
 def load_reference(folder: Path) -> dict[str, ModuleType]:
     """The reference's modules, imported once per process."""
+    return reference_code(folder).modules
+
+
+def reference_code(folder: Path) -> ReferenceCode:
+    """The reference, once per process: a batch worker reuses its answers to the inputs students share."""
     folder = folder.resolve()
     if folder not in _reference_cache:
-        _reference_cache[folder] = import_modules(folder)
+        _reference_cache[folder] = ReferenceCode(import_modules(folder))
     return _reference_cache[folder]
 
 
@@ -103,7 +108,7 @@ class GradingPlugin:
 
     @pytest.fixture(scope="session")
     def reference(self) -> ReferenceCode:
-        return ReferenceCode(load_reference(self.assignment.course.reference_dir))
+        return reference_code(self.assignment.course.reference_dir)
 
     @pytest.fixture(scope="session")
     def student(self) -> StudentCode:
@@ -185,7 +190,6 @@ def run_hidden_tests(assignment: Assignment, files: dict[str, str], sandbox: San
     autotests = assignment.course.autotests_dir
     plugin = GradingPlugin(assignment, files, sandbox, seed, slot)
     try:
-        import_errors = import_problems(plugin.sandbox)
         args = [str(autotests), "-c", str(autotests / "pytest.ini"), "--rootdir", str(autotests), *PYTEST_ARGS]
         if select:
             args += ["-k", select]
@@ -193,6 +197,9 @@ def run_hidden_tests(assignment: Assignment, files: dict[str, str], sandbox: San
         code = pytest.main(args, plugins=[plugin])
         if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             plugin.internal_errors.append(f"pytest exited with {code!r} after {time.perf_counter() - started:.1f} s")
+        # Asked after the tests, so that the sandbox boots while pytest configures and collects; by now the
+        # modules are imported and this costs three short round trips.
+        import_errors = import_problems(plugin.sandbox)
         return RunResult(plugin.outcomes, import_errors, plugin.sandbox.isolation, plugin.internal_errors)
     finally:
         plugin.close()
