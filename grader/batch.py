@@ -49,10 +49,10 @@ def gradescope_entries(folder: Path) -> list[Entry]:
         raise BatchError(f"{metadata_file}: not readable YAML ({str(exc).splitlines()[0]})") from None
     entries = []
     for key, info in metadata.items():
-        submitters = (info or {}).get(":submitters:") or [{}]
-        first = submitters[0]
-        student = str(first.get(":sid:") or first.get(":email:") or key)
-        created = (info or {}).get(":created_at:")
+        info = info or {}
+        first = (info.get(":submitters") or [{}])[0]  # Ruby symbols: YAML reads `:sid: '7'` as {":sid": "7"}
+        student = str(first.get(":sid") or first.get(":email") or key)
+        created = info.get(":created_at")
         entries.append(Entry(student, folder / str(key), iso_time(created) if created else None))
     return entries
 

@@ -1,0 +1,91 @@
+"""`grader check`: the public tests through the sandbox, function by function, in English and Chinese."""
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SKELETON = ROOT / "assignments" / "micrograd"
+
+
+def check(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "grader", "check", *args], capture_output=True, text=True,
+                          timeout=60, cwd=cwd)
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    """A student's folder: the skeleton, as handed out."""
+    folder = tmp_path / "micrograd"
+    shutil.copytree(SKELETON, folder, ignore=shutil.ignore_patterns("template", "__pycache__"))
+    return folder
+
+
+def test_untouched_skeleton_lists_every_function_as_not_written(workspace):
+    result = check(cwd=workspace)
+    assert result.returncode == 1
+    assert result.stdout.count("not written yet") == 21
+    assert "0 of 21 functions done" in result.stdout
+
+
+def test_progress_counts_the_functions_that_pass(workspace):
+    for name in ("engine.py",):
+        shutil.copy(ROOT / "reference" / name, workspace / name)
+    result = check(cwd=workspace)
+    assert "9 of 21 functions done" in result.stdout  # the eight operations and backward()
+    assert result.returncode == 1
+
+
+def test_a_wrong_gradient_is_named_with_a_concrete_case():
+    result = check(str(ROOT / "submissions" / "bob_tanh_bug"))
+    assert result.returncode == 1
+    wrong = [line for line in result.stdout.splitlines() if "Value.tanh" in line]
+    assert wrong and "wrong" in wrong[0]
+    assert "tanh backward" in result.stdout and "expected" in result.stdout
+    assert "20 of 21 functions done" in result.stdout
+
+
+def test_a_correct_submission_passes_with_exit_0():
+    result = check(str(ROOT / "submissions" / "alice_correct"))
+    assert result.returncode == 0, result.stdout
+    assert "21 of 21 functions done" in result.stdout
+
+
+def test_chinese_feedback(workspace):
+    result = check("--lang", "zh", cwd=workspace)
+    assert "尚未实现" in result.stdout and "已完成 0/21 个函数" in result.stdout
+
+
+def test_a_notebook_is_checked_like_files():
+    result = check(str(ROOT / "submissions" / "notebook_student" / "micrograd.ipynb"))
+    assert result.returncode == 1
+    assert "train" in result.stdout and "20 of 21 functions done" in result.stdout
+
+
+def test_only_one_group(workspace):
+    result = check("--only", "nn", cwd=workspace)
+    assert "Neuron.__call__" in result.stdout and "Value.tanh" not in result.stdout
+
+
+def test_junit_output_for_ci(workspace, tmp_path):
+    import xml.etree.ElementTree as ET
+
+    out = tmp_path / "check.xml"
+    result = check("--format", "junit", "--out", str(out), cwd=workspace)
+    assert result.returncode == 1
+    root = ET.fromstring(out.read_text(encoding="utf-8"))
+    assert int(root.get("tests")) == 30 and int(root.get("failures")) + int(root.get("errors")) == 30
+
+
+def test_a_syntax_error_is_shown_with_file_and_line(workspace):
+    (workspace / "nn.py").write_text("class Neuron(\n", encoding="utf-8")
+    result = check(cwd=workspace)
+    assert result.returncode == 1
+    assert "SyntaxError" in result.stdout and "nn.py:" in result.stdout
+
+
+def test_folder_without_a_submission_is_exit_2(tmp_path):
+    result = check(cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
