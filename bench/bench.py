@@ -25,11 +25,14 @@ SAMPLES = ["alice_correct", "bob_tanh_bug", "carol_overwrite_grad", "dave_no_top
            "frank_no_zero_grad", "heidi_syntax_error", "notebook_student"]
 
 
-def grader(*args: str) -> float:
+def timed(command: list[str]) -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "grader", *args], cwd=ROOT, check=False, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    subprocess.run(command, cwd=ROOT, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - started
+
+
+def grader(*args: str) -> float:
+    return timed([sys.executable, "-m", "grader", *args])
 
 
 def replay_in_process(submission: Path, runs: int) -> float:
@@ -52,6 +55,7 @@ def replay_in_process(submission: Path, runs: int) -> float:
         grade_path(submission, find_course(ROOT).assignment())
     finally:
         sandbox.Sandbox.call = original
+    sys.dont_write_bytecode = True  # leave no __pycache__ in the submission folder
     modules = load_reference(submission)  # the student's files, imported the same way as the reference
     times = []
     for _ in range(runs):
@@ -87,6 +91,9 @@ def main() -> None:
     parser.add_argument("--selftest", action="store_true", help="also time `grader selftest --jobs 2`")
     options = parser.parse_args()
 
+    python = statistics.median(timed([sys.executable, "-c", "pass"]) for _ in range(options.runs))
+    imports = statistics.median(timed([sys.executable, "-c", "import pytest, click, fastjsonschema"])
+                                for _ in range(options.runs))
     alice = ROOT / "submissions" / "alice_correct"
     grader("grade", str(alice), "--format", "json")  # warm the disk cache and the sandbox probe cache
     grade = statistics.median(grader("grade", str(alice), "--format", "json") for _ in range(options.runs))
@@ -97,6 +104,8 @@ def main() -> None:
     print(f"{'measure':<44}{'value':>12}   target")
     print(f"{'grader grade, one correct submission (median)':<44}{grade:>10.3f} s   < 0.6 s")
     print(f"{'  same student computations in-process':<44}{bare:>10.3f} s   (ratio {grade / bare:.0f}x)")
+    print(f"{'  of which: python start-up (site hooks)':<44}{python:>10.3f} s")
+    print(f"{'  of which: importing pytest, click, schema':<44}{imports - python:>10.3f} s")
     print(f"{'grader check, same submission (median)':<44}{check:>10.3f} s   < 1 s")
     print(f"{'grader batch --jobs 2, ' + str(options.copies) + ' submissions':<44}{batch:>8.2f} /s     >= 5 /s")
     print(f"{'  sequential grader grade, same submissions':<44}{sequential:>8.2f} /s     "

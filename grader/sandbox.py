@@ -283,8 +283,10 @@ def _kill_all_of_uid(uid: int) -> None:
     A forked helper switches to uid, so kill(-1) reaches exactly that uid's processes (no pid-reuse races).
     Zombies still count against RLIMIT_NPROC, so the next child of this slot waits for them to be reaped:
     by the host's init, or by us when orphans were reparented to the grader (grader as PID 1, subreaper)."""
-    pid = os.fork()
-    if pid == 0:  # only system calls and /proc reads here: the grader may have threads
+    found = _processes_of(uid)
+    if found is not None and all(state in b"ZX" for _, state, _ in found):
+        pass  # nothing alive: only a live process can start another, so there is nothing to kill (no fork)
+    elif (pid := os.fork()) == 0:  # only system calls and /proc reads here: the grader may have threads
         code = 1
         try:
             os.setgroups([])
@@ -304,7 +306,8 @@ def _kill_all_of_uid(uid: int) -> None:
                 time.sleep(0.002)
         finally:
             os._exit(code)
-    os.waitpid(pid, 0)
+    else:
+        os.waitpid(pid, 0)
     deadline = time.monotonic() + KILL_WAIT_S
     while (left := _processes_of(uid)) and time.monotonic() < deadline:
         for zombie, _, parent in left:

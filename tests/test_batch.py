@@ -46,6 +46,9 @@ def mixed_class(tmp_path_factory) -> Path:
     zip_folder(copy_sample("carol_overwrite_grad", folder / "carol_src"), folder / "carol.zip")
     shutil.rmtree(folder / "carol_src")
     shutil.copy(SAMPLES / "notebook_student" / "micrograd.ipynb", folder / "nora.ipynb")
+    mallory = copy_sample("alice_correct", folder / "mallory")  # hostile: train.py kills its interpreter on import
+    train = mallory / "train.py"
+    train.write_text('import os\nprint(\'{"score": 100}\')\nos._exit(3)\n' + train.read_text(), encoding="utf-8")
     (folder / "empty").mkdir()
     (folder / "corrupt.zip").write_bytes(b"PK\x03\x04 broken")
     with zipfile.ZipFile(folder / "slip.zip", "w") as z:
@@ -71,7 +74,7 @@ def batch_result(mixed_class, assignment, tmp_path_factory):
 
 def test_every_layout_is_found_with_its_student_id(mixed_class):
     ids = [e.student for e in discover(mixed_class)]
-    assert ids == sorted(["alice", "bob", "carol", "nora", "empty", "corrupt", "slip", "s1001"])
+    assert ids == sorted(["alice", "bob", "carol", "nora", "mallory", "empty", "corrupt", "slip", "s1001"])
 
 
 def test_every_submission_gets_a_valid_report(batch_result):
@@ -82,7 +85,10 @@ def test_every_submission_gets_a_valid_report(batch_result):
         assert (out / f"{student}.html").is_file()
     statuses = {s: r["status"] for s, r in result.reports.items()}
     assert statuses == {"alice": "graded", "bob": "graded", "carol": "graded", "nora": "graded", "s1001": "graded",
-                        "empty": "error", "corrupt": "error", "slip": "error"}
+                        "mallory": "graded", "empty": "error", "corrupt": "error", "slip": "error"}
+    mallory = result.reports["mallory"]
+    assert {g["name"]: g["score"] for g in mallory["groups"]}["training"] == 0
+    assert mallory["score"] == 80 and [e["id"] for e in mallory["errors"]] == ["import_timeout"]
     assert "points outside the archive" in result.reports["slip"]["errors"][0]["message"]
     assert result.reports["alice"]["score"] == 100
     assert result.reports["bob"]["score"] < 100
