@@ -69,10 +69,14 @@ def grade(path: Path, assignment_name: str, course_dir: Path | None, out: Path |
     from grader.submission import SubmissionError
 
     assignment = load_assignment(course_dir, assignment_name, hidden_tests=True)
+    from grader.runner import GradingError
+
     try:
         report = grade_path(path, assignment, student=student, lang=lang, seed=seed)
     except SubmissionError as exc:
         raise InputError(str(exc)) from None
+    except GradingError as exc:
+        raise click.ClickException(str(exc)) from None
     data = report.to_dict()
     fmt = fmt or ("text" if out is None and sys.stdout.isatty() else "json")
     if out is not None and fmt == "json":

@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib.util
 import random
 import sys
-import time
 from pathlib import Path
 from types import ModuleType
 
@@ -69,6 +68,10 @@ def reference_code(folder: Path) -> ReferenceCode:
     return _reference_cache[folder]
 
 
+class GradingError(RuntimeError):
+    """The hidden tests could not run (a broken course, not a student's fault): no report can be trusted."""
+
+
 def marker_value(item: pytest.Item, name: str, default=None):
     marker = item.get_closest_marker(name)
     return marker.args[0] if marker and marker.args else default
@@ -84,6 +87,8 @@ class GradingPlugin:
         self.slot = slot
         self.outcomes: list[Outcome] = []
         self.internal_errors: list[str] = []
+        self.collection_errors: list[str] = []
+        self.interrupted = False
         self.sandbox = sandbox
         self._correct_engine_sandbox: Sandbox | None = None
         # One of each for the whole run (fixture setup per test is pytest's main cost); the function a test
@@ -130,6 +135,15 @@ class GradingPlugin:
         return random.Random(f"{self.seed}:{request.node.nodeid}")
 
     # ------------------------------------------------------------------ outcomes
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo) -> None:
+        # pytest also reports "errors during collection" this way, as a KeyboardInterrupt subclass
+        self.interrupted = excinfo.type is KeyboardInterrupt
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            last = str(report.longrepr).strip().splitlines()[-1:] or ["?"]
+            self.collection_errors.append(f"{report.nodeid or 'autotests'}: {last[0]}")
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         self._student.function = self._on_correct_engine.function = marker_value(item, "covers")
@@ -193,10 +207,12 @@ def run_hidden_tests(assignment: Assignment, files: dict[str, str], sandbox: San
         args = [str(autotests), "-c", str(autotests / "pytest.ini"), "--rootdir", str(autotests), *PYTEST_ARGS]
         if select:
             args += ["-k", select]
-        started = time.perf_counter()
         code = pytest.main(args, plugins=[plugin])
+        if plugin.interrupted:
+            raise KeyboardInterrupt  # pytest swallowed a Ctrl-C: stop here, a partial run must not become a report
         if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
-            plugin.internal_errors.append(f"pytest exited with {code!r} after {time.perf_counter() - started:.1f} s")
+            why = plugin.collection_errors[0] if plugin.collection_errors else code.name
+            raise GradingError(f"the hidden tests did not run: {why}")
         # Asked after the tests, so that the sandbox boots while pytest configures and collects; by now the
         # modules are imported and this costs three short round trips.
         import_errors = import_problems(plugin.sandbox)
