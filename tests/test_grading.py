@@ -176,3 +176,14 @@ def test_cli_works_from_any_folder_with_grader_course(tmp_path):
 def test_cli_schema_prints_the_schema():
     schema = json.loads(grader("schema").stdout)
     assert schema["$schema"].endswith("2020-12/schema")
+
+
+def test_broken_hidden_tests_are_an_error_not_a_report(tmp_path):
+    import shutil
+
+    for part in ("assignments", "reference", "autotests"):
+        shutil.copytree(ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "autotests" / "test_broken.py").write_text("def test_x(:\n", encoding="utf-8")
+    result = grader("grade", str(SAMPLES / "alice_correct"), "--course", str(tmp_path), "--format", "json")
+    assert result.returncode == 1 and result.stdout == ""
+    assert "the hidden tests did not run" in result.stderr and "Traceback" not in result.stderr
