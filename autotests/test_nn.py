@@ -81,8 +81,8 @@ def test_mlp_parameters_layer_by_layer(on_any_engine, reference):
 @pytest.mark.parametrize("nin, nouts", [(3, [4, 4, 1]), (2, [3]), (1, [2, 5, 2])])
 def test_mlp_layer_sizes_and_nonlinearity(on_any_engine, reference, nin, nouts):
     def check(code):
-        got, want = (answer["structure"] for answer in
-                     code.call_beside(reference, "model_structure", kind="mlp", args=[nin, nouts]))
+        got, want = (answer["structure"] for answer in code.call_beside(
+            reference, "model_structure", kind="mlp", args=[nin, nouts], with_parameters=False))
         if [[n["inputs"] for n in layer] for layer in got] != [[n["inputs"] for n in layer] for layer in want]:
             raise Feedback("mlp_sizes", model=f"MLP({nin}, {nouts})",
                            expected=[len(layer) for layer in want], got=[len(layer) for layer in got])
@@ -93,14 +93,17 @@ def test_mlp_layer_sizes_and_nonlinearity(on_any_engine, reference, nin, nouts):
 
 
 @pytest.mark.covers("Module.zero_grad")
-@pytest.mark.parametrize("kind, args", [("neuron", [3]), ("mlp", [2, [3, 1]])])
-def test_zero_grad_resets_every_parameter(on_any_engine, reference, rng, kind, args):
+@pytest.mark.parametrize("kind, args", [("neuron", [3]), ("layer", [3, 2]), ("mlp", [2, [3, 1]])])
+def test_zero_grad_resets_every_parameter(on_any_engine, rng, kind, args):
     grads = values(rng, parameter_count(kind, args))
 
     def check(code):
         got = code.call("zero_grad", kind=kind, args=args, grads=grads)
-        if any(g != 0 for g in got):
-            raise Feedback("zero_grad", model=f"{MODELS[kind]}{tuple(args)}", left=sum(g != 0 for g in got))
+        if any(g != 0 for g in got["grads"]):
+            raise Feedback("zero_grad", model=f"{MODELS[kind]}{tuple(args)}",
+                           left=sum(g != 0 for g in got["grads"]))
+        if not got["data_kept"]:
+            raise Feedback("zero_grad_changes_data", model=f"{MODELS[kind]}{tuple(args)}")
 
     on_any_engine(check)
 

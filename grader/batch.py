@@ -20,6 +20,7 @@ from typing import Callable
 from grader.course import Assignment
 from grader.formats import ReportError, load_report, write_report_atomic, write_text_atomic
 from grader.parallel import GradeTask, grade_task_with_page, worker_pool
+from grader.sandbox import SandboxError
 from grader.scoring import error_report
 from grader.submission import SubmissionError, load_submission
 
@@ -45,15 +46,18 @@ def gradescope_entries(folder: Path) -> list[Entry]:
     metadata_file = folder / GRADESCOPE_METADATA
     try:
         metadata = yaml.safe_load(metadata_file.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise BatchError(f"{metadata_file}: not readable YAML ({str(exc).splitlines()[0]})") from None
-    entries = []
-    for key, info in metadata.items():
-        info = info or {}
-        first = (info.get(":submitters") or [{}])[0]  # Ruby symbols: YAML reads `:sid: '7'` as {":sid": "7"}
-        student = str(first.get(":sid") or first.get(":email") or key)
-        created = info.get(":created_at")
-        entries.append(Entry(student, folder / str(key), iso_time(created) if created else None))
+        entries = []
+        for key, info in metadata.items():
+            info = info or {}
+            first = (info.get(":submitters") or [{}])[0]  # Ruby symbols: YAML reads `:sid: '7'` as {":sid": "7"}
+            student = str(first.get(":sid") or first.get(":email") or key)
+            created = info.get(":created_at")
+            path = folder / str(key)
+            if path.resolve().parent != folder.resolve():
+                raise ValueError(f"submission folder {key!r} is not inside {folder}")
+            entries.append(Entry(student, path, iso_time(created) if created else None))
+    except (yaml.YAMLError, UnicodeDecodeError, ValueError, TypeError, AttributeError, IndexError) as exc:
+        raise BatchError(f"{metadata_file}: not Gradescope metadata ({str(exc).splitlines()[0]})") from None
     return entries
 
 
@@ -81,18 +85,26 @@ def discover(folder: Path) -> list[Entry]:
             entries.append(Entry(path.stem if path.is_file() else path.name, path))
     seen: dict[str, Path] = {}
     for entry in entries:
+        if not usable_id(entry.student):
+            raise BatchError(f"{entry.path}: student id {entry.student!r} cannot name a report file")
         if entry.student in seen:
             raise BatchError(f"student id {entry.student!r} is claimed by both {seen[entry.student]} and {entry.path}")
         seen[entry.student] = entry.path
     return sorted(entries, key=lambda e: e.student)
 
 
-def up_to_date(entry: Entry, report_path: Path, assignment: Assignment) -> bool:
+def usable_id(student: str) -> bool:
+    """An id that is a plain file name: it names OUT/<id>.json and OUT/<id>.html."""
+    return (0 < len(student) <= 100 and not student.startswith(".") and "/" not in student and "\\" not in student
+            and student.isprintable())
+
+
+def up_to_date(entry: Entry, report_path: Path, assignment: Assignment, lang: str) -> bool:
     """--resume: the report exists, validates, and was made from the same code for the same assignment version."""
     try:
         report = load_report(report_path)
-        if report["status"] != "graded" or report["assignment"] != {"name": assignment.name,
-                                                                    "version": assignment.version}:
+        if report["status"] != "graded" or report["lang"] != lang or report["assignment"] != {
+                "name": assignment.name, "version": assignment.version}:
             return False
         return load_submission(entry.path, assignment, entry.student).sha256 == report["submission"]["sha256"]
     except (ReportError, SubmissionError, OSError):
@@ -115,12 +127,16 @@ def run_batch(folder: Path, assignment: Assignment, out_dir: Path, *, jobs: int,
               progress: Progress | None = None) -> BatchResult:
     """Grade every submission in `folder` into `out_dir`; each report is written (atomically) as it arrives."""
     started = time.perf_counter()
-    entries = [e for e in discover(folder) if not only or e.student in only]
+    everyone = discover(folder)
+    unknown = sorted(set(only or ()) - {e.student for e in everyone})
+    if unknown:
+        raise BatchError(f"{folder}: no submission for {', '.join(unknown)}")
+    entries = [e for e in everyone if not only or e.student in only]
     out_dir.mkdir(parents=True, exist_ok=True)
     result = BatchResult()
     todo = []
     for entry in entries:
-        if resume and up_to_date(entry, out_dir / f"{entry.student}.json", assignment):
+        if resume and up_to_date(entry, out_dir / f"{entry.student}.json", assignment, lang):
             result.skipped.append(entry.student)
             result.reports[entry.student] = load_report(out_dir / f"{entry.student}.json")
         else:
@@ -144,7 +160,14 @@ def run_batch(folder: Path, assignment: Assignment, out_dir: Path, *, jobs: int,
         if executor is None:
             pool.shutdown(wait=True, cancel_futures=True)
     result.duration_s = time.perf_counter() - started
-    write_class_outputs(assignment, out_dir, result, lang)
+    class_reports = dict(result.reports)
+    for entry in everyone:  # with --only, the class pages still show everyone already graded
+        if entry.student not in class_reports:
+            try:
+                class_reports[entry.student] = load_report(out_dir / f"{entry.student}.json")
+            except ReportError:
+                continue
+    write_class_outputs(assignment, out_dir, class_reports, result.duration_s, lang)
     return result
 
 
@@ -154,6 +177,8 @@ def task_report(future: Future, entry: Entry, assignment: Assignment, lang: str)
 
     try:
         return future.result()
+    except SandboxError:
+        raise  # the machine cannot sandbox anyone: stop, rather than give every student 0 points
     except (BrokenProcessPool, OSError, RuntimeError) as exc:
         reason = f"the grading process failed: {type(exc).__name__}: {exc}"
         report = error_report(assignment, entry.student, str(entry.path), reason, lang=lang,
@@ -199,12 +224,13 @@ def class_summary(assignment: Assignment, reports: list[dict], duration_s: float
     }
 
 
-def write_class_outputs(assignment: Assignment, out_dir: Path, result: BatchResult, lang: str) -> None:
+def write_class_outputs(assignment: Assignment, out_dir: Path, by_student: dict[str, dict], duration_s: float,
+                        lang: str) -> None:
     from grader.pages import dashboard
 
-    reports = [result.reports[s] for s in sorted(result.reports)]
+    reports = [by_student[s] for s in sorted(by_student)]
     write_text_atomic(out_dir / "gradebook.csv", gradebook_csv(assignment, reports))
-    summary = class_summary(assignment, reports, result.duration_s)
+    summary = class_summary(assignment, reports, duration_s)
     write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     links = {r["student"]: {"report": f"{r['student']}.json", "feedback": f"{r['student']}.html"} for r in reports}
     write_text_atomic(out_dir / "index.html", dashboard(reports, links, lang, title=assignment.title))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+from grader.compare import failure_feedback
 from grader.course import Assignment
 from grader.report import Report
 from grader.results import Outcome, RunResult
@@ -55,23 +56,18 @@ def run_public_test(sandbox: Sandbox, test: PublicTest) -> Outcome:
     started = time.perf_counter()
     result = sandbox.call("public_test", {"folder": "tests", "module": test.module, "name": test.name})
     status, message = "passed", None
-    if result.status in ("timeout", "crashed"):
-        status = "timeout" if result.status == "timeout" else "error"
-        message = {"id": result.status, "params": {"function": test.covers, "detail": result.detail}}
-    elif result.status == "error":  # the test module or the student's code raised something else
-        error = result.error
-        where = "; ".join(f"{f['file']}:{f['line']} {f['code']}".strip() for f in error.get("traceback", []))
-        if error["type"] == "NotImplementedError":
-            status, message = "failed", {"id": "not_implemented", "params": {"function": test.covers}}
-        else:
-            status = "error"
-            message = {"id": "exception", "params": {"function": test.covers, "type": error["type"],
-                                                     "detail": error["message"], "where": where}}
+    if result.status != "ok":  # the test module or the student's code raised, hung or crashed
+        failure = failure_feedback(result, test.covers)
+        status, message = failure.status, failure.message
     elif result.value["status"] == "todo":
         status, message = "failed", {"id": "not_implemented", "params": {"function": test.covers}}
     elif result.value["status"] == "failed":
         status = "failed"
-        message = result.value["feedback"] or {"id": "public.failed", "params": {"text": result.value["text"]}}
+        feedback = result.value["feedback"]  # set by test code running beside the student's: checked, not trusted
+        if not (isinstance(feedback, dict) and feedback.get("id") == "public.mismatch"
+                and isinstance(feedback.get("params"), dict)):
+            feedback = {"id": "public.failed", "params": {"text": result.value["text"]}}
+        message = {"id": feedback["id"], "params": {k: str(v) for k, v in feedback["params"].items()}}
     return Outcome(test.name, group_of(test.covers), 1.0, test.covers, status, message,
                    round(time.perf_counter() - started, 6))
 

@@ -39,6 +39,12 @@ def load_assignment(course_dir: Path | None, name: str, hidden_tests: bool = Fal
     return assignment
 
 
+def require_folder_of(out: Path | None) -> None:
+    """Fail before the work, not after it, when an output file's folder does not exist."""
+    if out is not None and not out.resolve().parent.is_dir():
+        raise InputError(f"{out}: the folder {out.resolve().parent} does not exist")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="grader")
 def main() -> None:
@@ -68,14 +74,16 @@ def grade(path: Path, assignment_name: str, course_dir: Path | None, out: Path |
     from grader.grading import grade_path
     from grader.submission import SubmissionError
 
+    require_folder_of(out)
     assignment = load_assignment(course_dir, assignment_name, hidden_tests=True)
     from grader.runner import GradingError
+    from grader.sandbox import SandboxError
 
     try:
         report = grade_path(path, assignment, student=student, lang=lang, seed=seed)
     except SubmissionError as exc:
         raise InputError(str(exc)) from None
-    except GradingError as exc:
+    except (GradingError, SandboxError) as exc:
         raise click.ClickException(str(exc)) from None
     data = report.to_dict()
     fmt = fmt or ("text" if out is None and sys.stdout.isatty() else "json")
@@ -114,14 +122,20 @@ def check(path: Path, assignment_name: str, course_dir: Path | None, lang: str, 
     """
     from grader.checking import all_passed, check_submission, render_check_text
     from grader.formats import render, write_text_atomic
+    from grader.sandbox import SandboxError
     from grader.submission import SubmissionError, load_submission
+
+    require_folder_of(out)
 
     assignment = load_assignment(course_dir, assignment_name)
     try:
         submission = load_submission(path.resolve(), assignment)
     except SubmissionError as exc:
         raise InputError(str(exc)) from None
-    data = check_submission(submission, assignment, lang=lang, only=only).to_dict()
+    try:
+        data = check_submission(submission, assignment, lang=lang, only=only).to_dict()
+    except SandboxError as exc:
+        raise click.ClickException(str(exc)) from None
     tty = sys.stdout.isatty()
     text = render_check_text(data, lang, color=tty) if fmt == "text" else render(data, fmt, lang)
     click.echo(text, nl=not text.endswith("\n"))
@@ -150,6 +164,7 @@ def batch(folder: Path, assignment_name: str, course_dir: Path | None, out_dir: 
     """
     from grader.batch import BatchError, run_batch
     from grader.parallel import default_jobs
+    from grader.sandbox import SandboxError
 
     assignment = load_assignment(course_dir, assignment_name, hidden_tests=True)
     progress = TerminalProgress() if sys.stderr.isatty() else plain_progress
@@ -158,6 +173,8 @@ def batch(folder: Path, assignment_name: str, course_dir: Path | None, out_dir: 
                            only=list(only) or None, progress=progress)
     except BatchError as exc:
         raise InputError(str(exc)) from None
+    except SandboxError as exc:
+        raise click.ClickException(f"{exc} (the batch stopped: no student was graded with a broken sandbox)") from None
     rate = len(result.graded) / result.duration_s if result.duration_s else 0.0
     click.echo(f"graded {len(result.graded)}, up to date {len(result.skipped)}, in {result.duration_s:.1f} s "
                f"({rate:.1f}/s); gradebook: {out_dir / 'gradebook.csv'}, dashboard: {out_dir / 'index.html'}")
@@ -251,6 +268,7 @@ def selftest(assignment_name: str, course_dir: Path | None, jobs: int | None, re
     from grader.parallel import default_jobs
     from grader.selftest import SelftestError, render_selftest, run_selftest, selftest_exit_code
 
+    require_folder_of(report_file)
     assignment = load_assignment(course_dir, assignment_name, hidden_tests=True)
     progress = TerminalProgress() if sys.stderr.isatty() else None
     try:

@@ -7,6 +7,7 @@ harness requests in the sandbox and in-process; `pinpoint_operation` finds the o
 """
 from __future__ import annotations
 
+import builtins
 import json
 import math
 from dataclasses import dataclass
@@ -99,31 +100,52 @@ class StudentCode:
     def _answer(self, result) -> Any:
         if result.status == "ok":
             return result.value
-        if result.status == "timeout":
-            raise Feedback("timeout", status="timeout", function=self.function, detail=result.detail)
-        if result.status == "crashed":
-            raise Feedback("crashed", status="error", function=self.function, detail=result.detail)
-        raise exception_feedback(result.error, self.function, keep_text=not self.on_correct_engine)
+        raise failure_feedback(result, self.function, keep_text=not self.on_correct_engine)
+
+
+def failure_feedback(result: Any, function: str | None, keep_text: bool = True) -> Feedback:
+    """What a sandbox call that did not answer (timeout, crash, exception) says about the student's code."""
+    if result.status == "timeout":
+        return Feedback("timeout", status="timeout", function=function, detail=result.detail)
+    if result.status == "crashed":
+        return Feedback("crashed", status="error", function=function, detail=result.detail)
+    return exception_feedback(result.error, function, keep_text)
+
+
+def describe_where(frames: list[dict]) -> str:
+    """'nn.py:12 act = sum(...); engine.py:40 ...' from the harness's traceback frames, innermost last."""
+    return "; ".join(f"{f['file']}:{f['line']} {f['code']}".strip() for f in frames)
+
+
+def builtin_exception(name: str) -> bool:
+    """Whether `name` is one of Python's own exceptions (a student's class may call itself anything)."""
+    candidate = getattr(builtins, name, None)
+    return isinstance(candidate, type) and issubclass(candidate, BaseException)
 
 
 def exception_feedback(error: dict, function: str | None, keep_text: bool) -> Feedback:
-    """An exception in student code, with the student's own traceback lines only."""
-    where = "; ".join(f"{f['file']}:{f['line']} {f['code']}".strip() for f in error.get("traceback", []))
+    """An exception in student code, with the student's own traceback lines only.
+
+    On the reference engine (keep_text False) student code could have read the reference, so nothing it
+    controls may reach the report: not the message, not its exception class's name, not the engine.py lines
+    of the traceback (they are the reference's). Builtin exception names, file names and line numbers stay."""
+    frames = error.get("traceback", [])
+    if not keep_text:
+        frames = [dict(f, code="") for f in frames if f["file"] != "engine.py"]
+    where = describe_where(frames)
+    kind = error["type"] if keep_text or builtin_exception(error["type"]) else "Exception"
+    detail = error["message"] if keep_text else ""
     if error["type"] == "NotImplementedError":
         return Feedback("not_implemented", function=function, where=where)
-    frames = error.get("traceback", [])
     if frames and (error["type"] in ("SyntaxError", "IndentationError", "TabError")
                    or frames[-1]["function"] == "<module>"):
         # The file failed while being imported: the function itself never ran.
-        kind = error["type"] if keep_text or error.get("builtin") else "Exception"
         return Feedback("cannot_import", status="error", function=function, file=frames[-1]["file"], type=kind,
-                        detail=error["message"] if keep_text else "", where=where)
+                        detail=detail, where=where)
     if error.get("harness"):
-        return Feedback("wrong_type", function=function, detail=error["message"], where=where)
-    # On the reference engine, student code could have read the reference: none of its text may leave then.
-    kind = error["type"] if keep_text or error.get("builtin") else "Exception"
-    return Feedback("exception", status="error", function=function, type=kind,
-                    detail=error["message"] if keep_text else "", where=where)
+        return Feedback("wrong_type", function=function, detail=detail or "it returned a value of the wrong type",
+                        where=where)
+    return Feedback("exception", status="error", function=function, type=kind, detail=detail, where=where)
 
 
 @dataclass
@@ -242,8 +264,11 @@ def pinpoint_operation(trace: list[dict], reference: ReferenceCode) -> Feedback 
         if op in ("+", "*") and len(inputs) not in (1, 2) or op not in ("+", "*") and len(inputs) != 1:
             continue
         before = [c["before"] for c in node["children"]]
-        want = reference.call("op", op=op, inputs=inputs, upstream=node["grad"], pregrads=before,
-                              exponent=exponent, same=len(inputs) == 1 and op in ("+", "*"))
+        try:  # the inputs are the student's numbers: the reference may refuse them (log of -1)
+            want = reference.call("op", op=op, inputs=inputs, upstream=node["grad"], pregrads=before,
+                                  exponent=exponent, same=len(inputs) == 1 and op in ("+", "*"))
+        except (ArithmeticError, ValueError, TypeError):
+            continue
         found = operation_feedback(op, inputs, node["grad"], want, node["data"],
                                    [c["after"] for c in node["children"]], pregrads=before, exponent=exponent)
         if found is not None:

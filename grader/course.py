@@ -1,6 +1,7 @@
 """Stage 1 of the pipeline: find the course and read an assignment's settings."""
 from __future__ import annotations
 
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -38,8 +39,8 @@ class Limits:
 @dataclass(frozen=True)
 class LatePolicy:
     due: datetime | None
-    percent_per_day: float
-    max_days: int
+    percent_per_day: float = 0.0
+    max_days: int | None = None  # None: no cutoff, the penalty just grows per day (up to 100 %)
 
 
 @dataclass(frozen=True)
@@ -89,45 +90,139 @@ class Course:
     def assignment(self, name: str = "micrograd") -> Assignment:
         folder = self.assignments_dir / name
         settings = folder / "assignment.toml"
-        if not settings.is_file():
-            known = sorted(p.name for p in self.assignments_dir.glob("*/assignment.toml"))
+        if name in ("", ".", "..") or Path(name).name != name or not settings.is_file():
+            known = sorted(p.parent.name for p in self.assignments_dir.glob("*/assignment.toml"))
             raise CourseError(f"no assignment {name!r} in {self.assignments_dir} (known: {', '.join(known) or 'none'})")
-        return parse_assignment(settings.read_text(encoding="utf-8"), folder, self, source=settings)
+        try:
+            text = settings.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise CourseError(f"{settings}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        except OSError as exc:
+            raise CourseError(f"{settings}: cannot read it: {exc.strerror or exc}") from None
+        return parse_assignment(text, folder, self, source=settings)
+
+
+VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")  # Gradescope's
+KEYS = {  # what each table may hold: any other key is a typo that would silently change nothing
+    "": ("assignment", "groups", "limits", "late"),
+    "assignment": ("name", "title", "version", "files"),
+    "groups.*": ("points", "title", "visibility"),
+    "limits": ("call_timeout_s", "total_timeout_s", "memory_mb", "processes", "output_kb", "file_size_kb"),
+    "late": ("due", "percent_per_day", "max_days"),
+}
+DUE_EXAMPLE = "2026-12-20T23:59:00+08:00"
 
 
 def parse_assignment(text: str, folder: Path, course: Course, source: Path) -> Assignment:
     """Read assignment.toml; every missing or malformed key is reported with the file's path."""
     try:
         data = tomllib.loads(text)
-        meta, limits, late = data["assignment"], data["limits"], data.get("late", {})
-        groups = tuple(
-            Group(name, float(g["points"]), g.get("title", name), g.get("visibility", "visible"))
-            for name, g in data["groups"].items()
-        )
-        due = datetime.fromisoformat(late["due"]) if late.get("due") else None
-        if due is not None and due.tzinfo is None:
-            raise ValueError("late.due needs a time zone, e.g. 2026-12-20T23:59:00+08:00")
+        _only_known(data, "")
+        meta, limits = _table(data, "assignment"), _table(data, "limits")
+        late = _table(data, "late") if "late" in data else {}
+        groups = _table(data, "groups")
+        if not groups:
+            raise ValueError("[groups] holds no group")
+        files = _required(meta, "files", "assignment")
+        if not isinstance(files, list) or not files or not all(isinstance(f, str) and f.strip() for f in files):
+            raise ValueError(f'assignment.files must be a non-empty list of file names, e.g. ["engine.py"], '
+                             f"not {files!r}")
+        version = _required(meta, "version", "assignment")
+        if not isinstance(version, (str, int)) or isinstance(version, bool):
+            raise ValueError(f"assignment.version must be a string, not {version!r}")
+        name = _string(_required(meta, "name", "assignment"), "assignment.name")
+
+        def limit(key: str, whole: bool = False) -> float | int:
+            return _number(_required(limits, key, "limits"), f"limits.{key}", whole=whole)
+
         return Assignment(
-            name=meta["name"],
-            title=meta.get("title", meta["name"]),
-            version=str(meta["version"]),
-            files=tuple(meta["files"]),
-            groups=groups,
+            name=name,
+            title=_string(meta.get("title", name), "assignment.title"),
+            version=str(version),
+            files=tuple(files),
+            groups=tuple(_group(group, _table(groups, group, "groups")) for group in groups),
             limits=Limits(
-                call_timeout_s=float(limits["call_timeout_s"]),
-                total_timeout_s=float(limits["total_timeout_s"]),
-                memory_mb=int(limits["memory_mb"]),
-                processes=int(limits["processes"]),
-                output_bytes=int(limits["output_kb"]) * 1024,
-                file_size_bytes=int(limits["file_size_kb"]) * 1024,
+                call_timeout_s=limit("call_timeout_s"),
+                total_timeout_s=limit("total_timeout_s"),
+                memory_mb=limit("memory_mb", whole=True),
+                processes=limit("processes", whole=True),
+                output_bytes=limit("output_kb", whole=True) * 1024,
+                file_size_bytes=limit("file_size_kb", whole=True) * 1024,
             ),
-            late=LatePolicy(due, float(late.get("percent_per_day", 0)), int(late.get("max_days", 0))),
+            late=LatePolicy(
+                due=_due(late["due"]) if "due" in late else None,
+                percent_per_day=_number(late.get("percent_per_day", 0), "late.percent_per_day", zero=True),
+                max_days=_number(late["max_days"], "late.max_days", whole=True, zero=True)
+                if "max_days" in late else None,
+            ),
             folder=folder,
             course=course,
         )
-    except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
-        what = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
-        raise CourseError(f"{source}: {what}") from None
+    except (tomllib.TOMLDecodeError, ValueError) as exc:
+        raise CourseError(f"{source}: {exc}") from None
+
+
+def _only_known(table: dict, where: str) -> None:
+    allowed = KEYS.get("groups.*" if where.startswith("groups.") else where)
+    if allowed is None:  # [groups]: its keys are the groups' names
+        return
+    if unknown := [key for key in table if key not in allowed]:
+        name = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise ValueError(f"unknown key {name} (known: {', '.join(allowed)})")
+
+
+def _table(data: dict, key: str, where: str = "") -> dict:
+    """data[key], which must be a table of known keys; `where` is data's own name, e.g. "groups"."""
+    name = f"{where}.{key}" if where else key
+    value = _required(data, key, where)
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be a table ([{name}]), not {value!r}")
+    _only_known(value, name)
+    return value
+
+
+def _required(table: dict, key: str, where: str) -> object:
+    if key not in table:
+        raise ValueError(f"missing {where}.{key}" if where else f"missing [{key}]")
+    return table[key]
+
+
+def _string(value: object, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{where} must be a non-empty string, not {value!r}")
+    return value
+
+
+def _number(value: object, where: str, *, whole: bool = False, zero: bool = False):
+    """A finite number > 0 (>= 0 with zero); with whole, an int (2.0 is 2; 1.5 is an error, not 1)."""
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or value < 0 or (value == 0 and not zero) or (whole and value != int(value))):
+        kind = "a whole number" if whole else "a finite number"
+        raise ValueError(f"{where} must be {kind} {'>=' if zero else '>'} 0, not {value!r}")
+    return int(value) if whole else float(value)
+
+
+def _group(name: str, table: dict) -> Group:
+    where = f"groups.{name}"
+    visibility = table.get("visibility", "visible")
+    if visibility not in VISIBILITIES:
+        raise ValueError(f"{where}.visibility must be one of {', '.join(VISIBILITIES)}, not {visibility!r}")
+    return Group(name, _number(_required(table, "points", where), f"{where}.points", zero=True),
+                 _string(table.get("title", name), f"{where}.title"), visibility)
+
+
+def _due(value: object) -> datetime:
+    """late.due: a TOML date-time or an ISO 8601 string, with a time zone either way."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"late.due {value!r} is not an ISO 8601 date and time, e.g. {DUE_EXAMPLE}") from None
+    if not isinstance(value, datetime):
+        raise ValueError(f"late.due must be a date and time with a time zone, e.g. {DUE_EXAMPLE}, not {value!r}")
+    if value.tzinfo is None:
+        raise ValueError(f"late.due needs a time zone, e.g. {DUE_EXAMPLE}")
+    return value
 
 
 def installed_course_root() -> Path:

@@ -24,8 +24,10 @@ import os
 import shutil
 import sys
 import zipfile
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Iterator
 
 import grader
 from grader.course import Course, CourseError, find_course
@@ -205,24 +207,47 @@ def load_course(course_dir: str | os.PathLike | None, name: str) -> Course:
     return course
 
 
-def _empty_folder(out: Path) -> Path:
-    out = Path(out)
+@contextmanager
+def _new_folder(out: Path) -> Iterator[Path]:
+    """A temporary sibling of OUT (a new or empty folder) to write into; moved into OUT when the block succeeds,
+    removed when it fails, so that a failed export leaves nothing behind to block its retry."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ExportError(f"{out} already exists and is not an empty folder: choose a new one")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    target = out.resolve()  # also for OUT = "." or "dir/..", which have no name to put a sibling beside
+    staging = target.with_name(f".{target.name}.{os.urandom(6).hex()}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging.mkdir()
+        yield staging
+        if target.is_dir():  # an empty folder made beforehand: keep it (it may be the working directory)
+            for child in staging.iterdir():
+                child.rename(target / child.name)
+        else:
+            staging.rename(target)
+    except OSError as exc:
+        raise ExportError(f"{out}: cannot write the export: {exc}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 # --- student export ---------------------------------------------------------------------------------------
 
 def export_student(out: str | os.PathLike, *, course_dir: str | os.PathLike | None = None,
                    name: str = "micrograd") -> Path:
-    """Write OUT/NAME/ (the assignment folder) and OUT/grader-src/ (the grader with the public tests only)."""
+    """Write OUT/NAME/ (the assignment folder) and OUT/grader-src/ (the grader with the public tests only);
+    all or nothing: a failed export leaves no partly written OUT."""
     course = load_course(course_dir, name)
-    out = _empty_folder(out)
-    copy_tree(course.assignments_dir / name, out / name)
-    write_grader_source(out / "grader-src", course, name, student=True)
-    (out / "README.md").write_text(
+    out = Path(out)
+    with _new_folder(out) as staging:
+        write_student_export(staging, course, name)
+    return out
+
+
+def write_student_export(dest: Path, course: Course, name: str) -> None:
+    """dest/NAME/, dest/grader-src/ and dest/README.md."""
+    copy_tree(course.assignments_dir / name, dest / name)
+    write_grader_source(dest / "grader-src", course, name, student=True)
+    (dest / "README.md").write_text(
         f"# {name}: what students get\n\n"
         f"- `{name}/`: the assignment. Its `README.md` (and `README.zh.md`) is all a student needs to read.\n"
         f"- `grader-src/`: the grader with the public tests only. Students install it with "
@@ -231,7 +256,6 @@ def export_student(out: str | os.PathLike, *, course_dir: str | os.PathLike | No
         f"- `{name}/template/`: a student repository to start from, with a GitHub Actions workflow that installs "
         "the grader from the repository variable `GRADER_PIP_SPEC` (or from `grader-src/` committed beside it).\n",
         encoding="utf-8")
-    return out
 
 
 # --- Gradescope export ------------------------------------------------------------------------------------

@@ -165,10 +165,16 @@ def load_report(path: str | os.PathLike) -> dict:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ReportError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise ReportError(f"{path}: not a report (nested too deeply)") from None
+    if not isinstance(data, dict):
+        raise ReportError(f"{path}: not a report (a JSON {type(data).__name__}, expected an object)")
     try:
         validate_report(data)
     except ReportError as exc:
         raise ReportError(f"{path}: {exc}") from None
+    except RecursionError:
+        raise ReportError(f"{path}: not a report (nested too deeply)") from None
     return data
 
 

@@ -19,7 +19,7 @@ def default_seed(submission: Submission) -> int:
 
 
 def grade_submission(submission: Submission, assignment: Assignment, *, lang: str = "en", seed: int | None = None,
-                     slot: int = 0, select: str | None = None) -> Report:
+                     slot: int = 0) -> Report:
     started_at, started = datetime.now(timezone.utc), time.perf_counter()
     seed = default_seed(submission) if seed is None else seed
     # The student's sandbox boots while pytest and the reference are imported (~0.15 s), not after.
@@ -30,7 +30,7 @@ def grade_submission(submission: Submission, assignment: Assignment, *, lang: st
     except BaseException:
         sandbox.close()
         raise
-    run = run_hidden_tests(assignment, submission.files, sandbox, seed=seed, slot=slot, select=select)
+    run = run_hidden_tests(assignment, submission.files, sandbox, seed=seed, slot=slot)
     report = build_report(assignment, submission, run, seed=seed, lang=lang, started_at=started_at,
                           duration_s=time.perf_counter() - started)
     for problem in run.internal_errors:  # the grader's own bugs: never silent, never the student's fault

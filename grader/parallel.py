@@ -14,10 +14,6 @@ from dataclasses import dataclass
 _slot = 0  # this worker's sandbox slot; 0 in the main process
 
 
-def current_slot() -> int:
-    return _slot
-
-
 def _take_slot(slots) -> None:
     global _slot
     _slot = slots.get()

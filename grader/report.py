@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 SCHEMA_VERSION = "1"
-STATUSES = ("passed", "failed", "error", "timeout")
 
 
 @dataclass
@@ -14,7 +13,7 @@ class TestResult:
     group: str
     score: float
     max_score: float
-    status: str  # one of STATUSES
+    status: str  # passed | failed | error | timeout
     feedback: str  # rendered in the report's language; "" when passed
     function: str | None  # the student function the test is about, e.g. "Value.tanh"
     duration_s: float

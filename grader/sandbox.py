@@ -333,9 +333,11 @@ class Sandbox:
             raise SandboxError(f"unknown sandbox mode {mode!r} (GRADER_SANDBOX): use one of {', '.join(MODES)}")
         self.limits = limits
         self._uid: int | None = None
-        self._slot_lock: int | None = None
+        self._release_slot: Callable[[], object] = lambda: None
         if os.geteuid() == 0:
-            slot, self._slot_lock = _lease_slot(slot)
+            slot, lock = _lease_slot(slot)
+            # released by close(), or when a sandbox that failed to set up is dropped
+            self._release_slot = weakref.finalize(self, os.close, lock)
             self._uid = UID_BASE + slot
             _check_uid_unused(self._uid)
         self._python, binds = _interpreter(self._uid)
@@ -484,6 +486,11 @@ class Sandbox:
         finally:
             self._used += time.monotonic() - started
 
+    @property
+    def time_left(self) -> float:
+        """Seconds left of the submission's total time budget (limits.total_timeout_s)."""
+        return self.limits.total_timeout_s - self._used
+
     def start(self) -> None:
         """Start the child now rather than at the first call, so that it boots while the caller does other work."""
         if self._proc is None and not self._closed:
@@ -499,9 +506,7 @@ class Sandbox:
             self._stderr.close()
             self._stderr = None
         self._remove_folder()
-        if self._slot_lock is not None:
-            os.close(self._slot_lock)  # frees the slot's uid for the next sandbox, of any grader process
-            self._slot_lock = None
+        self._release_slot()  # frees the slot's uid for the next sandbox, of any grader process
 
     def __enter__(self) -> Sandbox:
         return self

@@ -5,6 +5,7 @@ import math
 from datetime import datetime, timezone
 
 from grader import __version__
+from grader.compare import describe_where
 from grader.course import Assignment
 from grader.messages import render
 from grader.report import GroupScore, Late, Report, TestResult
@@ -20,7 +21,8 @@ def late_penalty(assignment: Assignment, submitted_at: datetime | None, score: f
         return Late(submitted_at.isoformat() if submitted_at else None, due, 0, 0.0, score)
     seconds_late = (submitted_at - policy.due).total_seconds()
     days = max(0, math.ceil(seconds_late / 86400))
-    penalty = 0.0 if days == 0 else 100.0 if days > policy.max_days else min(100.0, days * policy.percent_per_day)
+    past_cutoff = policy.max_days is not None and days > policy.max_days
+    penalty = 0.0 if days == 0 else 100.0 if past_cutoff else min(100.0, days * policy.percent_per_day)
     return Late(submitted_at.isoformat(), due, days, penalty, round(score * (1 - penalty / 100), 6))
 
 
@@ -46,7 +48,7 @@ def group_scores(assignment: Assignment, outcomes: list[Outcome], lang: str) -> 
 def submission_errors(submission: Submission, run: RunResult | None, lang: str) -> list[dict]:
     errors = [{"id": p["id"], "message": render(p, lang)} for p in submission.problems]
     for module, error in (run.import_errors if run else {}).items():
-        where = "; ".join(f"{f['file']}:{f['line']} {f['code']}".strip() for f in error.get("traceback", []))
+        where = describe_where(error.get("traceback", []))
         timed_out = error["type"] in ("timeout", "crashed")
         message = {"id": "import_timeout" if timed_out else "import_failed",
                    "params": {"file": f"{module}.py", "type": error["type"], "detail": error.get("message", ""),

@@ -16,6 +16,7 @@ from collections import Counter
 from concurrent.futures import Executor, Future, as_completed
 from dataclasses import asdict, dataclass, field
 from fnmatch import fnmatchcase
+from pathlib import Path
 from typing import Callable, Iterable
 
 from grader.course import Assignment, Course
@@ -118,13 +119,44 @@ class SelftestResult:
 # ---------------------------------------------------------------------- the course's files
 
 
+def read_text(path: Path) -> str:
+    """A course file's text; SelftestError naming the file when it is missing or not UTF-8."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SelftestError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise SelftestError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+
+
+def read_entries(path: Path, kind: str, fields: tuple[str, ...], may_be_empty: tuple[str, ...] = ()) -> list[dict]:
+    """The [[kind]] tables of a TOML file, each with exactly `fields`, all strings (non-empty unless may_be_empty)."""
+    try:
+        data = tomllib.loads(read_text(path))
+    except tomllib.TOMLDecodeError as exc:
+        raise SelftestError(f"{path}: invalid TOML: {exc}") from None
+    if unknown := [key for key in data if key != kind]:
+        raise SelftestError(f"{path}: unknown key {unknown[0]!r}: the file holds only [[{kind}]] tables")
+    entries = data.get(kind, [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise SelftestError(f"{path}: {kind} must be [[{kind}]] tables, not {entries!r}")
+    for number, entry in enumerate(entries, start=1):
+        label = entry.get(fields[0])
+        where = f"{path}: [[{kind}]] number {number}" + (f" ({label!r})" if isinstance(label, str) else "")
+        if unknown := [key for key in entry if key not in fields]:
+            raise SelftestError(f"{where}: unknown field {unknown[0]!r} (fields: {', '.join(fields)})")
+        for key in fields:
+            if key not in entry:
+                raise SelftestError(f"{where}: missing field {key!r}")
+            if not isinstance(entry[key], str) or not (entry[key].strip() or key in may_be_empty):
+                kind_of = "a string" if key in may_be_empty else "a non-empty string"
+                raise SelftestError(f"{where}: {key} must be {kind_of}, not {entry[key]!r}")
+    return entries
+
+
 def load_catalogue(course: Course) -> list[Bug]:
     path = course.autotests_dir / CATALOGUE
-    try:
-        entries = tomllib.loads(path.read_text(encoding="utf-8")).get("bug", [])
-        bugs = [Bug(**{k: e[k] for k in Bug.__dataclass_fields__}) for e in entries]
-    except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
-        raise SelftestError(f"{path}: {type(exc).__name__}: {exc}") from None
+    bugs = [Bug(**e) for e in read_entries(path, "bug", tuple(Bug.__dataclass_fields__), may_be_empty=("replace",))]
     names = Counter(b.name for b in bugs)
     if repeated := [n for n, count in names.items() if count > 1]:
         raise SelftestError(f"{path}: bug names must be unique, repeated: {', '.join(repeated)}")
@@ -136,23 +168,21 @@ def load_equivalents(course: Course) -> dict[str, str]:
     path = course.autotests_dir / EQUIVALENTS
     if not path.is_file():
         return {}
-    try:
-        entries = tomllib.loads(path.read_text(encoding="utf-8")).get("equivalent", [])
-        reasons = {str(e["id"]): str(e["reason"]).strip() for e in entries}
-    except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
-        raise SelftestError(f"{path}: {type(exc).__name__}: {exc}") from None
-    if unexplained := [i for i, reason in reasons.items() if not reason]:
-        raise SelftestError(f"{path}: every equivalent mutant needs a reason; missing for {', '.join(unexplained)}")
-    return reasons
+    entries = read_entries(path, "equivalent", ("id", "reason"))
+    ids = Counter(e["id"] for e in entries)
+    if repeated := [i for i, count in ids.items() if count > 1]:
+        raise SelftestError(f"{path}: ids must be unique, repeated: {', '.join(repeated)}")
+    return {e["id"]: e["reason"].strip() for e in entries}
 
 
 def apply_bug(files: dict[str, str], bug: Bug) -> dict[str, str]:
     """The reference files with one bug put in; SelftestError when `find` does not occur exactly once."""
+    where = f"{CATALOGUE}: bug {bug.name!r}"
     if bug.file not in files:
-        raise SelftestError(f"bug {bug.name!r}: no file {bug.file!r} (files: {', '.join(files)})")
+        raise SelftestError(f"{where}: no file {bug.file!r} (files: {', '.join(files)})")
     count = files[bug.file].count(bug.find)
     if count != 1:
-        raise SelftestError(f"bug {bug.name!r}: `find` occurs {count} times in {bug.file}, expected exactly once")
+        raise SelftestError(f"{where}: `find` occurs {count} times in {bug.file}, expected exactly once")
     return {**files, bug.file: files[bug.file].replace(bug.find, bug.replace)}
 
 
@@ -178,8 +208,12 @@ def judge_reference(report: dict | None, failure: str) -> dict:
     if report is None:
         return {"score": None, "max_score": None, "problem": failure}
     problem = ""
-    if report["score"] < report["max_score"] - POINT_TOLERANCE or report["errors"]:
+    if report["errors"]:
         problem = first_failure(report) or report["errors"][0]["message"]
+    elif report["score"] < report["max_score"] - POINT_TOLERANCE:
+        lost = ", ".join(f"{points:g} in {group}" for group, points in points_lost(report).items())
+        problem = first_failure(report) or (f"loses points ({lost or 'in no group'}) with no failing test and no "
+                                            "error: does every group have tests?")
     return {"score": report["score"], "max_score": report["max_score"], "problem": problem}
 
 
@@ -233,7 +267,7 @@ def run_selftest(course: Course, assignment: Assignment | str, jobs: int, execut
     """
     started = time.perf_counter()
     name = assignment if isinstance(assignment, str) else assignment.name
-    files = {f: (course.reference_dir / f).read_text(encoding="utf-8") for f in course.assignment(name).files}
+    files = {f: read_text(course.reference_dir / f) for f in course.assignment(name).files}
     equivalents = load_equivalents(course)
     catalogue = load_catalogue(course)
 

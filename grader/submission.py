@@ -1,6 +1,7 @@
 """Stage 2 of the pipeline: turn whatever a student handed in (folder, .zip, .ipynb) into plain source files."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -13,7 +14,7 @@ from grader.course import Assignment
 
 MAX_UNPACKED_BYTES = 20 * 1024 * 1024  # a zip larger than this when unpacked is refused (zip bombs)
 MAX_ZIP_ENTRIES = 2000
-MAX_FILE_BYTES = 2 * 1024 * 1024  # one source file; real ones are a few KiB
+MAX_FILE_BYTES = 20 * 1024 * 1024  # one file of a folder submission; real ones are a few KiB
 # In an untagged notebook, a cell whose first line names a file holds that file.
 FILE_HEADER = re.compile(r"^\s*(?:%%writefile\s+(?:-a\s+)?|#\s*(?:file:\s*)?)(?P<name>[\w.-]+\.py)\s*$")
 
@@ -134,7 +135,7 @@ def read_folder(folder: Path) -> dict[str, bytes]:
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
         if path.is_file() and len(relative.parts) <= 3 and (path.suffix in (".py", ".ipynb", ".json")):
-            if path.stat().st_size > MAX_FILE_BYTES * 10:
+            if path.stat().st_size > MAX_FILE_BYTES:
                 raise SubmissionError(f"{path}: {path.stat().st_size} bytes is too large for a submission file")
             entries[relative.as_posix()] = path.read_bytes()
     return entries
@@ -186,16 +187,12 @@ def load_submission(path: str | Path, assignment: Assignment, student: str | Non
         submission = collect(read_zip(path), str(path), "zip", assignment, student)
     elif path.suffix == ".ipynb":
         problems: list[dict] = []
+        # No submission.json for a lone notebook: beside it may stand other students' notebooks (a batch folder).
         files, notebook = files_from_notebook(path.read_bytes(), str(path), assignment.files, problems)
-        stamp = path.with_name("submission.json")
-        stamped = read_submitted_at(stamp.read_bytes(), str(stamp)) if stamp.is_file() else None
         missing = [{"id": "missing_file", "params": {"file": n}} for n in assignment.files if n not in files]
-        submission = Submission(student, files, "notebook", str(path), stamped, notebook, problems + missing)
+        submission = Submission(student, files, "notebook", str(path), None, notebook, problems + missing)
     else:
         raise SubmissionError(f"{path}: expected a folder, a .zip or a .ipynb, not a {path.suffix or 'file without extension'}")
     if not submission.files:
         raise SubmissionError(f"{path}: no code for {', '.join(assignment.files)} found in it")
-    if submitted_at is not None:
-        submission = Submission(submission.student, submission.files, submission.kind, submission.source,
-                                submitted_at, submission.notebook, submission.problems)
-    return submission
+    return submission if submitted_at is None else dataclasses.replace(submission, submitted_at=submitted_at)

@@ -7,6 +7,7 @@ so that a broken sandbox cannot take the machine down with it.
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -128,3 +129,27 @@ def test_wrong_tanh_that_patches_isclose_still_fails(tmp_path):
                         prelude="import math\nmath.isclose = lambda *a, **k: True\n")
     _, report = grade(folder)
     assert "Value.tanh" in lost(report)
+
+
+def test_nothing_of_the_reference_engine_leaks_through_the_correct_engine_run(tmp_path):
+    """nn tests rerun the student's nn.py over the reference engine; what that run raises must carry none of it."""
+    folder = tmp_path / "leaky"
+    shutil.copytree(ROOT / "submissions" / "carol_overwrite_grad", folder)  # an engine bug: the fallback runs
+    attack = (
+        "import engine\n"
+        "_SOURCE = open(engine.__file__).read()\n"
+        "def _leak():\n"
+        "    if 'BEGIN SOLUTION' in _SOURCE:\n"
+        "        part = _SOURCE[_SOURCE.index('BEGIN SOLUTION'):][:300]\n"
+        "        raise type(part, (Exception,), {'__module__': 'builtins'})(part)\n"
+    )
+    nn = folder / "nn.py"
+    text = nn.read_text(encoding="utf-8")
+    text = text.replace("    def __call__(self, x):\n", "    def __call__(self, x):\n        _leak()\n", 1)
+    nn.write_text(attack + text, encoding="utf-8")
+    result, report = grade(folder)
+    assert {"Layer.__call__", "MLP.__call__"} <= lost(report)  # their tests fell back to the reference engine
+    assert "BEGIN SOLUTION" not in result.stdout
+    reference = (ROOT / "reference" / "engine.py").read_text(encoding="utf-8")
+    solution_lines = {line.strip() for line in reference.split("### BEGIN SOLUTION")[1].splitlines()[1:4]}
+    assert not any(line and line in result.stdout for line in solution_lines)
