@@ -133,6 +133,8 @@ def run_batch(folder: Path, assignment: Assignment, out_dir: Path, *, jobs: int,
         raise BatchError(f"{folder}: no submission for {', '.join(unknown)}")
     entries = [e for e in everyone if not only or e.student in only]
     out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob(".*.tmp"):  # a killed run's half-written file (write_text_atomic's temporaries)
+        stale.unlink(missing_ok=True)
     result = BatchResult()
     todo = []
     for entry in entries:

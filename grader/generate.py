@@ -162,7 +162,7 @@ def build_assignment(course_root: Path, name: str = "micrograd") -> dict[str, by
         files = list(meta["files"])
         # README placeholders, so the text never disagrees with assignment.toml.
         values = {"name": name, "due": str(late.get("due", "none")).replace("T", " "),
-                  "percent_per_day": f"{late.get('percent_per_day', 0):g}", "max_days": str(late.get("max_days", 0))}
+                  "percent_per_day": f"{late.get('percent_per_day', 0):g}", "max_days": str(late.get("max_days", "∞"))}
         values.update({f"points_{g}": f"{v['points']:g}" for g, v in settings["groups"].items()})
     except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
         raise GenerateError(f"{toml_path}: {exc}") from None

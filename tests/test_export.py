@@ -256,6 +256,29 @@ def test_export_errors_are_one_line(tmp_path):
         export_student(tmp_path / "out", course_dir=stale)
 
 
+def test_a_failed_student_export_leaves_nothing_behind_and_its_retry_works(tmp_path, monkeypatch):
+    import grader.export
+
+    def fail(*args, **kwargs):  # late in the export: the assignment and the grader package are copied by then
+        raise ExportError("cannot tell the grader's dependencies")
+
+    new, empty = tmp_path / "new" / "export", tmp_path / "empty"
+    empty.mkdir()
+    with monkeypatch.context() as patch:
+        patch.setattr(grader.export, "pyproject_text", fail)
+        for out in (new, empty):
+            with pytest.raises(ExportError, match="dependencies"):
+                export_student(out)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["empty", "new"]  # no partial export, no staging folder
+    for out in (new, empty):
+        assert export_student(out) == out and sorted(p.name for p in out.iterdir()) == [
+            "README.md", "grader-src", "micrograd"]
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["export"]
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ExportError, match=r"file/out: cannot write the export: "):
+        export_student(tmp_path / "file" / "out")
+
+
 def test_export_help_is_complete():
     runner = CliRunner()
     result = runner.invoke(main, ["export", "--help"])

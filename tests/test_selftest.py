@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from grader.course import find_course
+from grader.course import Course, find_course
 from grader.generate import solution_regions
 from grader.mutation import OPERATORS, generate_mutants, group_of
-from grader.selftest import (Bug, apply_bug, judge_bug, load_catalogue, load_equivalents, render_selftest,
-                             run_selftest, selftest_exit_code)
+from grader.selftest import (Bug, SelftestError, apply_bug, judge_bug, judge_reference, load_catalogue,
+                             load_equivalents, render_selftest, run_selftest, selftest_exit_code)
 
 ROOT = Path(__file__).resolve().parents[1]
 COURSE = find_course(ROOT)
@@ -156,6 +156,72 @@ def test_equivalent_mutants_are_reviewed_and_current(mutants):
     ids = {m.id for m in mutants}
     assert set(reasons) <= ids, f"stale entries: {set(reasons) - ids}"
     assert all(len(reason) > 10 for reason in reasons.values())
+
+
+BUG = 'name = "b"\nfile = "engine.py"\nfind = "x"\nreplace = ""\ngroup = "ops"\nfunction = "Value.exp"\n'
+MALFORMED = {
+    "catalogue not UTF-8": ("bug_catalogue.toml", b'[[bug]]\nname = "\xff"\n', "bug_catalogue.toml: not UTF-8 text"),
+    "catalogue invalid TOML": ("bug_catalogue.toml", "[[bug]\n", "bug_catalogue.toml: invalid TOML: "),
+    "catalogue missing": ("bug_catalogue.toml", None, "bug_catalogue.toml: cannot read it: No such file"),
+    "file a list": ("bug_catalogue.toml", "[[bug]]\n" + BUG.replace('"engine.py"', '["engine.py"]'),
+                    "[[bug]] number 1 ('b'): file must be a non-empty string, not ['engine.py']"),
+    "find a number": ("bug_catalogue.toml", "[[bug]]\n" + BUG.replace('"x"', "1"),
+                      "[[bug]] number 1 ('b'): find must be a non-empty string, not 1"),
+    "missing group": ("bug_catalogue.toml", "[[bug]]\n" + BUG + "[[bug]]\n" + BUG.replace('group = "ops"\n', ""),
+                      "[[bug]] number 2 ('b'): missing field 'group'"),
+    "unknown field": ("bug_catalogue.toml", "[[bug]]\n" + BUG + "note = 1\n", "unknown field 'note'"),
+    "a typo of [[bug]]": ("bug_catalogue.toml", "[[bugs]]\n" + BUG, "unknown key 'bugs'"),
+    "bug not a table": ("bug_catalogue.toml", "bug = 1\n", "bug must be [[bug]] tables, not 1"),
+    "repeated name": ("bug_catalogue.toml", f"[[bug]]\n{BUG}[[bug]]\n{BUG}", "repeated: b"),
+    "equivalents not UTF-8": ("equivalent_mutants.toml", b"\xfe", "equivalent_mutants.toml: not UTF-8 text"),
+    "id a number": ("equivalent_mutants.toml", '[[equivalent]]\nid = 12\nreason = "r"\n',
+                    "[[equivalent]] number 1: id must be a non-empty string, not 12"),
+    "no reason": ("equivalent_mutants.toml", '[[equivalent]]\nid = "ab"\nreason = " "\n',
+                  "[[equivalent]] number 1 ('ab'): reason must be a non-empty string, not ' '"),
+    "repeated id": ("equivalent_mutants.toml", '[[equivalent]]\nid = "ab"\nreason = "r"\n' * 2, "repeated: ab"),
+}
+
+
+@pytest.mark.parametrize("name, content, words", MALFORMED.values(), ids=MALFORMED.keys())
+def test_malformed_catalogue_or_equivalents_name_the_file_and_entry(tmp_path, name, content, words):
+    autotests = tmp_path / "autotests"
+    autotests.mkdir()
+    if content is not None:
+        (autotests / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+    load = load_catalogue if name == "bug_catalogue.toml" else load_equivalents
+    with pytest.raises(SelftestError) as error:
+        load(Course(tmp_path))
+    assert str(error.value).startswith(str(autotests)) and "\n" not in str(error.value)
+    assert words in str(error.value)
+
+
+def test_a_bug_whose_find_is_not_there_once_names_the_catalogue_and_entry():
+    with pytest.raises(SelftestError, match=r"bug_catalogue.toml: bug 'b': `find` occurs 0 times in engine.py"):
+        apply_bug(FILES, Bug("b", "engine.py", "no such code", "", "ops", "Value.exp"))
+    with pytest.raises(SelftestError, match=r"bug_catalogue.toml: bug 'b': no file 'engine'"):
+        apply_bug(FILES, Bug("b", "engine", "x", "", "ops", "Value.exp"))
+
+
+def test_an_unreadable_reference_file_is_named(tmp_path):
+    shutil.copytree(ROOT / "assignments", tmp_path / "assignments")
+    (tmp_path / "reference").mkdir()
+    (tmp_path / "reference" / "engine.py").write_bytes(b"x = '\xff'\n")
+    with pytest.raises(SelftestError, match=r"reference/engine.py: not UTF-8 text"):
+        run_selftest(Course(tmp_path), "micrograd", jobs=1)
+    (tmp_path / "reference" / "engine.py").write_text("x = 1\n")
+    with pytest.raises(SelftestError, match=r"reference/nn.py: cannot read it: No such file"):
+        run_selftest(Course(tmp_path), "micrograd", jobs=1)
+
+
+def test_a_reference_below_full_marks_without_failures_or_errors_is_described():
+    report = {"score": 80.0, "max_score": 100.0, "errors": [],
+              "groups": [{"name": "ops", "score": 80.0, "max_score": 80.0},
+                         {"name": "training", "score": 0.0, "max_score": 20.0}],
+              "tests": [{"name": "test_a", "group": "ops", "status": "passed", "feedback": ""}]}
+    judged = judge_reference(report, "")
+    assert judged["problem"] == ("loses points (20 in training) with no failing test and no error: "
+                                 "does every group have tests?")
+    assert judge_reference({**report, "score": 100.0}, "")["problem"] == ""
 
 
 # ---------------------------------------------------------------------- end to end

@@ -1,0 +1,130 @@
+"""assignment.toml: every malformed setting is a one-line CourseError naming the file and the key."""
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from grader.cli import main
+from grader.course import Course, CourseError, LatePolicy, find_course
+
+ROOT = Path(__file__).resolve().parent.parent
+DUE = datetime.fromisoformat("2026-12-20T23:59:00+08:00")
+SECTIONS = {
+    "assignment": 'name = "micrograd"\nversion = "1"\nfiles = ["engine.py", "nn.py"]',
+    "groups.ops": 'points = 40\nvisibility = "hidden"',
+    "groups.nn": "points = 60",
+    "limits": "call_timeout_s = 2.0\ntotal_timeout_s = 60.0\nmemory_mb = 512\nprocesses = 16\noutput_kb = 64\n"
+              "file_size_kb = 1024",
+    "late": 'due = "2026-12-20T23:59:00+08:00"\npercent_per_day = 10\nmax_days = 5',
+}
+
+
+def settings(top: str = "", **sections: str | None) -> str:
+    """assignment.toml from SECTIONS, with `sections` replaced (None: left out) and `top` before every table."""
+    chosen = {**SECTIONS, **{k.replace("__", "."): v for k, v in sections.items()}}
+    return top + "\n" + "".join(f"\n[{name}]\n{body}\n" for name, body in chosen.items() if body is not None)
+
+
+def course_with(tmp_path: Path, text: str | bytes, name: str = "micrograd") -> Course:
+    folder = tmp_path / "assignments" / name
+    folder.mkdir(parents=True)
+    path = folder / "assignment.toml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+    return Course(tmp_path)
+
+
+def test_the_course_and_a_complete_file_parse():
+    assignment = find_course(ROOT).assignment()
+    assert assignment.files == ("engine.py", "nn.py", "train.py") and assignment.max_score == 100
+    assert assignment.late == LatePolicy(DUE, 10.0, 5)
+
+
+def test_a_native_toml_date_time_is_a_due_date_and_a_missing_cutoff_is_none(tmp_path):
+    late = "due = 2026-12-20T23:59:00+08:00\npercent_per_day = 10\n"
+    assignment = course_with(tmp_path, settings(late=late)).assignment()
+    assert assignment.late == LatePolicy(DUE, 10.0, None)
+    assert [(g.name, g.points, g.title, g.visibility) for g in assignment.groups] == [
+        ("ops", 40.0, "ops", "hidden"), ("nn", 60.0, "nn", "visible")]
+    assert assignment.limits.output_bytes == 64 * 1024 and isinstance(assignment.limits.memory_mb, int)
+
+
+def test_no_late_table_means_no_penalty_and_whole_floats_are_integers(tmp_path):
+    assert course_with(tmp_path / "a", settings(late=None)).assignment().late == LatePolicy(None, 0.0, None)
+    late = course_with(tmp_path / "b", settings(late="max_days = 2.0")).assignment().late
+    assert late.max_days == 2 and isinstance(late.max_days, int)
+
+
+LIMITS = SECTIONS["limits"]
+BAD = {
+    "invalid TOML": (settings(top="x = "), "Invalid value"),
+    "late not a table": (settings(top='late = "x"', late=None), "late must be a table"),
+    "groups not a table": (settings(top="groups = 5", groups__ops=None, groups__nn=None), "groups must be a table"),
+    "a group not a table": (settings(top="[groups]\nops = 40", groups__ops=None, groups__nn=None),
+                            "groups.ops must be a table"),
+    "no groups": (settings(top="[groups]", groups__ops=None, groups__nn=None), "[groups] holds no group"),
+    "files a string": (settings(assignment='name = "m"\nversion = "1"\nfiles = "engine.py"'),
+                       "assignment.files must be a non-empty list of file names"),
+    "files empty": (settings(assignment='name = "m"\nversion = "1"\nfiles = []'), "assignment.files must be"),
+    "files not strings": (settings(assignment='name = "m"\nversion = "1"\nfiles = [1]'), "assignment.files must"),
+    "no name": (settings(assignment='version = "1"\nfiles = ["engine.py"]'), "missing assignment.name"),
+    "points a string": (settings(groups__ops='points = "40"'), "groups.ops.points must be a finite number >= 0"),
+    "points negative": (settings(groups__ops="points = -1"), "groups.ops.points must be a finite number >= 0"),
+    "no points": (settings(groups__ops='title = "Ops"'), "missing groups.ops.points"),
+    "bad visibility": (settings(groups__ops='points = 40\nvisibility = "public"'),
+                       "groups.ops.visibility must be one of visible, hidden, after_due_date, after_published"),
+    "nan timeout": (settings(limits=LIMITS.replace("call_timeout_s = 2.0", "call_timeout_s = nan")),
+                    "limits.call_timeout_s must be a finite number > 0, not nan"),
+    "zero timeout": (settings(limits=LIMITS.replace("total_timeout_s = 60.0", "total_timeout_s = 0")),
+                     "limits.total_timeout_s must be a finite number > 0"),
+    "infinite memory": (settings(limits=LIMITS.replace("memory_mb = 512", "memory_mb = inf")),
+                        "limits.memory_mb must be a whole number > 0"),
+    "half a process": (settings(limits=LIMITS.replace("processes = 16", "processes = 1.5")),
+                       "limits.processes must be a whole number > 0, not 1.5"),
+    "boolean output": (settings(limits=LIMITS.replace("output_kb = 64", "output_kb = true")), "limits.output_kb"),
+    "missing limit": (settings(limits=LIMITS.replace("memory_mb = 512", "")), "missing limits.memory_mb"),
+    "no limits": (settings(limits=None), "missing [limits]"),
+    "due without zone": (settings(late='due = "2026-12-20T23:59:00"'), "late.due needs a time zone"),
+    "native due without zone": (settings(late="due = 2026-12-20T23:59:00"), "late.due needs a time zone"),
+    "due a date only": (settings(late="due = 2026-12-20"), "late.due must be a date and time with a time zone"),
+    "due not a date": (settings(late='due = "tomorrow"'), "late.due 'tomorrow' is not an ISO 8601 date and time"),
+    "fractional max_days": (settings(late="max_days = 1.5"), "late.max_days must be a whole number >= 0, not 1.5"),
+    "negative max_days": (settings(late="max_days = -1"), "late.max_days must be a whole number >= 0"),
+    "percent a string": (settings(late='percent_per_day = "10"'), "late.percent_per_day must be a finite number"),
+    "a typo": (settings(late="max_day = 5"), "unknown key late.max_day (known: due, percent_per_day, max_days)"),
+    "an unknown table": (settings(top="[limit]\nmemory_mb = 1"), "unknown key limit"),
+}
+
+
+@pytest.mark.parametrize("text, words", BAD.values(), ids=BAD.keys())
+def test_malformed_settings_are_one_line_errors_naming_file_and_key(tmp_path, text, words):
+    course = course_with(tmp_path, text)
+    with pytest.raises(CourseError) as error:
+        course.assignment()
+    message = str(error.value)
+    assert message.startswith(f"{tmp_path / 'assignments/micrograd/assignment.toml'}: ") and "\n" not in message
+    assert words in message
+
+
+def test_a_file_that_is_not_utf8_is_named(tmp_path):
+    course = course_with(tmp_path, settings().encode("utf-8").replace(b'"1"', b'"\xff"'))
+    with pytest.raises(CourseError, match=r"assignment\.toml: not UTF-8 text \(invalid start byte at byte \d+\)"):
+        course.assignment()
+
+
+def test_an_unknown_assignment_lists_the_folders_of_known_ones(tmp_path):
+    course = course_with(tmp_path, settings())
+    (tmp_path / "assignments" / "notes").mkdir()  # no assignment.toml: not an assignment
+    for name in ("nope", "../assignments/micrograd", ".."):
+        with pytest.raises(CourseError) as error:
+            course.assignment(name)
+        assert str(error.value).endswith("(known: micrograd)"), str(error.value)
+
+
+def test_the_cli_reports_a_bad_setting_in_one_line(tmp_path):
+    course_with(tmp_path, settings(late="max_days = 1.5"))
+    result = CliRunner().invoke(main, ["grade", str(ROOT / "submissions" / "bob_tanh_bug"), "--course", str(tmp_path)])
+    assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+    assert result.output.startswith("Error: ") and "late.max_days must be a whole number" in result.output
