@@ -1,6 +1,7 @@
 """Stage 1 of the pipeline: find the course and read an assignment's settings."""
 from __future__ import annotations
 
+import fnmatch
 import math
 import os
 import sys
@@ -24,6 +25,7 @@ class Group:
     points: float
     title: str
     visibility: str
+    functions: tuple[str, ...] = ()  # the student functions this group judges (fnmatch patterns)
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,17 @@ class Assignment:
     @property
     def max_score(self) -> float:
         return sum(g.points for g in self.groups)
+
+    def group_of_function(self, function: str) -> str | None:
+        """The group that judges a student function ("Value.tanh", "Value.tanh: _backward", "train").
+
+        An exact name wins over a pattern, so `Value.backward` can belong to backprop while `Value.*` is ops."""
+        name = function.split(":")[0].strip()
+        for exact in (True, False):
+            for g in self.groups:
+                if any(name == p if exact else fnmatch.fnmatchcase(name, p) for p in g.functions):
+                    return g.name
+        return None
 
     def group(self, name: str) -> Group:
         for g in self.groups:
@@ -106,7 +119,7 @@ VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")  # Gra
 KEYS = {  # what each table may hold: any other key is a typo that would silently change nothing
     "": ("assignment", "groups", "limits", "late"),
     "assignment": ("name", "title", "version", "files"),
-    "groups.*": ("points", "title", "visibility"),
+    "groups.*": ("points", "title", "visibility", "functions"),
     "limits": ("call_timeout_s", "total_timeout_s", "memory_mb", "processes", "output_kb", "file_size_kb"),
     "late": ("due", "percent_per_day", "max_days"),
 }
@@ -207,8 +220,11 @@ def _group(name: str, table: dict) -> Group:
     visibility = table.get("visibility", "visible")
     if visibility not in VISIBILITIES:
         raise ValueError(f"{where}.visibility must be one of {', '.join(VISIBILITIES)}, not {visibility!r}")
+    functions = table.get("functions", [])
+    if not isinstance(functions, list) or not all(isinstance(f, str) and f for f in functions):
+        raise ValueError(f"{where}.functions must be a list of function names, not {functions!r}")
     return Group(name, _number(_required(table, "points", where), f"{where}.points", zero=True),
-                 _string(table.get("title", name), f"{where}.title"), visibility)
+                 _string(table.get("title", name), f"{where}.title"), visibility, tuple(functions))
 
 
 def _due(value: object) -> datetime:

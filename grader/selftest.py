@@ -266,12 +266,14 @@ def run_selftest(course: Course, assignment: Assignment | str, jobs: int, execut
     `bugs` only the named catalogue entries: both for quick runs; None means all.
     """
     started = time.perf_counter()
-    name = assignment if isinstance(assignment, str) else assignment.name
-    files = {f: read_text(course.reference_dir / f) for f in course.assignment(name).files}
+    if isinstance(assignment, str):
+        assignment = course.assignment(assignment)
+    name = assignment.name
+    files = {f: read_text(course.reference_dir / f) for f in assignment.files}
     equivalents = load_equivalents(course)
     catalogue = load_catalogue(course)
 
-    mutants = generate_mutants(files)
+    mutants = generate_mutants(files, assignment.group_of_function)
     warnings = [f"{EQUIVALENTS}: {i} is not a mutant any more (stale entry): {reason}"
                 for i, reason in equivalents.items() if i not in {m.id for m in mutants}]
     if functions is not None:

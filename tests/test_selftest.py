@@ -15,12 +15,13 @@ import pytest
 
 from grader.course import Course, find_course
 from grader.generate import solution_regions
-from grader.mutation import OPERATORS, generate_mutants, group_of
+from grader.mutation import OPERATORS, generate_mutants
 from grader.selftest import (Bug, SelftestError, apply_bug, judge_bug, judge_reference, load_catalogue,
                              load_equivalents, render_selftest, run_selftest, selftest_exit_code)
 
 ROOT = Path(__file__).resolve().parents[1]
 COURSE = find_course(ROOT)
+ASSIGNMENT = COURSE.assignment("micrograd")
 FILES = {f: (COURSE.reference_dir / f).read_text(encoding="utf-8") for f in COURSE.assignment().files}
 
 TOY = '''"""A toy module: only f's solution region may change."""
@@ -58,7 +59,7 @@ def deadline(seconds: float):
 
 @pytest.fixture(scope="module")
 def mutants():
-    return generate_mutants(FILES)
+    return generate_mutants(FILES, ASSIGNMENT.group_of_function)
 
 
 # ---------------------------------------------------------------------- generating mutants
@@ -87,7 +88,7 @@ def test_every_operator_produces_mutants_of_the_reference(mutants):
     ("delete_statement", "        pass"),
 ])
 def test_each_operator_rewrites_just_its_span(operator, line):
-    found = [m for m in generate_mutants({"train.py": TOY}) if m.operator == operator]
+    found = [m for m in generate_mutants({"train.py": TOY}, lambda function: "training") if m.operator == operator]
     changed = [m.files["train.py"] for m in found if line in m.files["train.py"].split("\n")]
     assert len(changed) == 1, [m.description for m in found]
     original, mutated = TOY.split("\n"), changed[0].split("\n")
@@ -95,7 +96,7 @@ def test_each_operator_rewrites_just_its_span(operator, line):
 
 
 def test_statement_operators_on_a_toy():
-    found = generate_mutants({"train.py": TOY})
+    found = generate_mutants({"train.py": TOY}, lambda function: "training")
     early = [m.files["train.py"] for m in found if m.operator == "return_early"]
     assert TOY.replace("    total += a * b - 2\n", "    return\n    total += a * b - 2\n") in early
     swapped = [m.files["train.py"] for m in found if m.operator == "reorder"]
@@ -119,21 +120,22 @@ def test_mutants_compile_differ_and_have_diffs(mutants):
         compile(m.files[m.file], m.file, "exec")
         texts.add((m.file, m.files[m.file]))
         assert m.diff.startswith(f"--- a/{m.file}\n+++ b/{m.file}\n") and m.description
-        assert m.group == group_of(m.file, m.function)
+        assert m.group == ASSIGNMENT.group_of_function(m.function)
     assert len(texts) == len(mutants)  # no two mutants are the same code
 
 
 def test_mutant_ids_are_unique_and_stable(mutants):
     ids = [m.id for m in mutants]
     assert len(set(ids)) == len(ids)
-    assert ids == [m.id for m in generate_mutants(dict(FILES))]
+    assert ids == [m.id for m in generate_mutants(dict(FILES), ASSIGNMENT.group_of_function)]
     # Editing the file elsewhere (here: above every region) keeps every id, so reviewed equivalents stay valid.
-    shifted = generate_mutants({**FILES, "engine.py": "# a new first line\n" + FILES["engine.py"]})
+    shifted = generate_mutants({**FILES, "engine.py": "# a new first line\n" + FILES["engine.py"]},
+                               ASSIGNMENT.group_of_function)
     assert [m.id for m in shifted] == ids
 
 
 def test_code_outside_regions_is_never_mutated():
-    mutated_lines = {m.line for m in generate_mutants({"train.py": TOY})}
+    mutated_lines = {m.line for m in generate_mutants({"train.py": TOY}, lambda function: "training")}
     region = solution_regions(TOY, "train.py")[0]
     assert mutated_lines and all(region[0] < line < region[1] for line in mutated_lines)
 
