@@ -187,3 +187,21 @@ def test_broken_hidden_tests_are_an_error_not_a_report(tmp_path):
     result = grader("grade", str(SAMPLES / "alice_correct"), "--course", str(tmp_path), "--format", "json")
     assert result.returncode == 1 and result.stdout == ""
     assert "the hidden tests did not run" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_plain_install_carries_the_course(tmp_path):
+    """Not only an editable install: the wheel holds assignments/, reference/ and autotests/ under grader/_course."""
+    import zipfile
+
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation",
+                            "-q", "-w", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr
+    wheel = next(tmp_path.glob("micrograd_grader-*.whl"))
+    unpacked = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(unpacked)
+    for part in ("assignments/micrograd/assignment.toml", "reference/engine.py", "autotests/test_ops.py"):
+        assert (unpacked / "grader" / "_course" / part).is_file(), part
+    found = subprocess.run([sys.executable, "-c", "from grader.course import find_course; print(find_course().root)"],
+                           capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                           env={**os.environ, "PYTHONPATH": str(unpacked), "GRADER_COURSE": ""})
+    assert found.stdout.strip() == str(unpacked / "grader" / "_course"), found.stderr
