@@ -221,21 +221,19 @@ def write_report_atomic(data: dict, path: str | os.PathLike) -> None:
 
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")  # not in XML 1.0's Char
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-_BIDI = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Control characters (Unicode category Cc) but newline and tab, surrogates (Cs), and bidi overrides.
+_INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def _printable(text: str) -> str:
     """Show control characters as escapes: an ESC from student output must not drive the reader's terminal,
     bidi overrides must not reorder what a grader reads, and a lone surrogate cannot be written as UTF-8."""
-    def visible(char: str) -> str:
-        if char in "\n\t":
-            return char
-        if unicodedata.category(char) in ("Cc", "Cs") or char in _BIDI:
-            code = ord(char)
-            return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-        return char
-
-    return "".join(visible(c) for c in text)
+    return _INVISIBLE.sub(_escape, text)
 
 
 def _xml_text(text: str) -> str:
