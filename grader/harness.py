@@ -420,4 +420,4 @@ def serve(code_dir, output_limit=65536):
 
 if __name__ == "__main__":
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 3000))
-    serve(sys.argv[1])
+    serve(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 65536)  # CODE_DIR [OUTPUT_LIMIT]

@@ -610,11 +610,12 @@ class Sandbox:
             self._info_fd, info_w = os.pipe()
             pass_fds = (info_w,)
             command = self._command + ["--info-fd", str(info_w), "--", self._python, "-I", "-S",
-                                       "/harness/harness.py", "/code"]
+                                       "/harness/harness.py", "/code",
+                                       str(self.limits.output_bytes)]
             cwd = "/"  # bwrap starts as the slot uid: it needs a cwd that uid can enter
         else:
             self._reset_work()
-            command = [self._python, "-I", "-S", str(self._harness), str(self._code)]
+            command = [self._python, "-I", "-S", str(self._harness), str(self._code), str(self.limits.output_bytes)]
             cwd = str(self._work)
         try:
             self._proc = subprocess.Popen(
