@@ -89,13 +89,13 @@ FUNCTION_STATES = {
 
 def function_progress(report: dict) -> list[tuple[str, str, str]]:
     """(function, state, first feedback) in the order the public tests name them."""
+    rank = {"done": 0, "todo": 1, "wrong": 2}  # a function is as bad as its worst public test
     states: dict[str, tuple[str, str]] = {}
     for test in report["tests"]:
         function = test["function"]
         state = "done" if test["status"] == "passed" else (
             "todo" if (test["message"] or {}).get("id") == "not_implemented" else "wrong")
         previous = states.get(function)
-        rank = {"done": 0, "todo": 1, "wrong": 2}
         if previous is None or rank[state] > rank[previous[0]]:
             states[function] = (state, test["feedback"])
     return [(f, s, fb) for f, (s, fb) in states.items()]

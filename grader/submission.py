@@ -106,9 +106,9 @@ def collect(entries: dict[str, bytes], source: str, kind: str, assignment: Assig
     for path in entries:
         by_name.setdefault(PurePosixPath(path).name, []).append(path)
     submitted_at = None
-    stamps = [p for p in by_name.get("submission.json", [])]
-    if stamps:
-        submitted_at = read_submitted_at(entries[min(stamps, key=len)], f"{source}/{min(stamps, key=len)}")
+    if stamps := by_name.get("submission.json"):
+        stamp = min(stamps, key=len)  # the one nearest the top
+        submitted_at = read_submitted_at(entries[stamp], f"{source}/{stamp}")
     found = {name: min(by_name[name], key=len) for name in wanted if name in by_name}
     notebooks = [p for p in entries if p.endswith(".ipynb") and ".ipynb_checkpoints" not in p]
     if not found and len(notebooks) == 1:
@@ -192,7 +192,8 @@ def load_submission(path: str | Path, assignment: Assignment, student: str | Non
         missing = [{"id": "missing_file", "params": {"file": n}} for n in assignment.files if n not in files]
         submission = Submission(student, files, "notebook", str(path), None, notebook, problems + missing)
     else:
-        raise SubmissionError(f"{path}: expected a folder, a .zip or a .ipynb, not a {path.suffix or 'file without extension'}")
+        kind = path.suffix or "file without extension"
+        raise SubmissionError(f"{path}: expected a folder, a .zip or a .ipynb, not a {kind}")
     if not submission.files:
         raise SubmissionError(f"{path}: no code for {', '.join(assignment.files)} found in it")
     return submission if submitted_at is None else dataclasses.replace(submission, submitted_at=submitted_at)
