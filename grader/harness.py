@@ -125,14 +125,19 @@ class Session:
 
     # ------------------------------------------------------------------ engine
 
-    def cmd_load(self, names):
-        """Import each module; report which ones failed (the error itself, for the grader to word)."""
+    def cmd_load(self, names, required=None):
+        """Import each module; report which ones failed (the error itself, for the grader to word), and
+        which of the names in `required` (module -> names) a module that did import does not define."""
         problems = {}
         for name in names:
             try:
-                self.module(name)
+                module = self.module(name)
             except BaseException as exc:  # noqa: B036 - SyntaxError, SystemExit... all belong in the report
                 problems[name] = describe_exception(exc)
+                continue
+            missing = [n for n in (required or {}).get(name, []) if not hasattr(module, n)]
+            if missing:
+                problems[name] = {"type": "missing", "missing": missing, "message": "", "traceback": []}
         return problems
 
     def cmd_op(self, op, inputs, upstream, pregrads, exponent=None, same=False):

@@ -187,6 +187,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{file} does not import: {type}{colon}{detail}{at}",
         "zh": "{file} 无法导入：{type}{colon}{detail}{at}",
     },
+    "missing_names": {
+        "en": "{file} defines no {names}: the tests need these names (was something renamed?)",
+        "zh": "{file} 中没有定义 {names}：测试需要这些名字（是否改了名？）",
+    },
     "import_timeout": {
         "en": "importing {file} did not finish: {detail}",
         "zh": "导入 {file} 没有在限定时间内结束：{detail}",

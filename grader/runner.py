@@ -20,6 +20,9 @@ from grader.results import Outcome, RunResult
 from grader.sandbox import Sandbox
 
 MODULES = ("engine", "nn", "train")
+# The names the hidden tests use: a module that imports without one of them was renamed or cut.
+CONTRACT = {"engine": ["Value"], "nn": ["Module", "Neuron", "Layer", "MLP"],
+            "train": ["mse_loss", "l2_penalty", "sgd_step", "train"]}
 
 # pytest's own plugins that grading does not use: fewer plugins, faster start.
 PYTEST_ARGS = ["--disable-plugin-autoload", "-p", "no:cacheprovider", "-p", "no:terminal", "-p", "no:pastebin",
@@ -190,7 +193,7 @@ def import_problems(sandbox: Sandbox) -> dict[str, dict]:
     for name in MODULES:
         if sandbox.time_left <= 0:
             break  # the tests used the submission's time: nothing can be said about its imports
-        loaded = sandbox.call("load", {"names": [name]})
+        loaded = sandbox.call("load", {"names": [name], "required": CONTRACT})
         if loaded.status == "ok":
             problems.update(loaded.value)
         elif loaded.status == "error":

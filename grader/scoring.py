@@ -49,10 +49,13 @@ def submission_errors(submission: Submission, run: RunResult | None, lang: str) 
     errors = [{"id": p["id"], "message": render(p, lang)} for p in submission.problems]
     for module, error in (run.import_errors if run else {}).items():
         where = describe_where(error.get("traceback", []))
-        timed_out = error["type"] in ("timeout", "crashed")
-        message = {"id": "import_timeout" if timed_out else "import_failed",
-                   "params": {"file": f"{module}.py", "type": error["type"], "detail": error.get("message", ""),
-                              "where": where}}
+        if error["type"] == "missing":
+            message = {"id": "missing_names", "params": {"file": f"{module}.py", "names": ", ".join(error["missing"])}}
+        else:
+            timed_out = error["type"] in ("timeout", "crashed")
+            message = {"id": "import_timeout" if timed_out else "import_failed",
+                       "params": {"file": f"{module}.py", "type": error["type"], "detail": error.get("message", ""),
+                                  "where": where}}
         errors.append({"id": message["id"], "message": render(message, lang)})
     return errors
 

@@ -205,3 +205,14 @@ def test_a_plain_install_carries_the_course(tmp_path):
                            capture_output=True, text=True, timeout=60, cwd=tmp_path,
                            env={**os.environ, "PYTHONPATH": str(unpacked), "GRADER_COURSE": ""})
     assert found.stdout.strip() == str(unpacked / "grader" / "_course"), found.stderr
+
+
+def test_a_renamed_class_is_named_in_the_report(tmp_path, assignment):
+    for name in ("engine.py", "nn.py", "train.py"):
+        text = (SAMPLES / "alice_correct" / name).read_text(encoding="utf-8")
+        (tmp_path / name).write_text(text.replace("class Value:", "class Valu:"), encoding="utf-8")
+    report = grade_path(tmp_path, assignment).to_dict()
+    assert report["errors"][0] == {"id": "missing_names", "message": "engine.py defines no Value: the tests need "
+                                   "these names (was something renamed?)"}
+    scores = group_scores(report)
+    assert scores["ops"][0] == 0 and scores["nn"] == (20, 20)  # nn.py is judged over the reference engine
