@@ -22,6 +22,30 @@ def parameter_count(kind, args):
     return sum(sizes[i + 1] * (sizes[i] + 1) for i in range(len(args[1])))
 
 
+def fan_ins(kind, args):
+    """The number of inputs of each neuron, layer by layer."""
+    if kind == "neuron":
+        return [args[0]]
+    if kind == "layer":
+        return [args[0]] * args[1]
+    sizes = [args[0]] + args[1]
+    return [sizes[i] for i in range(len(args[1])) for _ in range(sizes[i + 1])]
+
+
+def per_neuron(kind, args, flat):
+    """Parameters in the contract's order (each neuron's weights then its bias, neuron after neuron) as the
+    harness takes them: one {"w", "b"} per neuron."""
+    nested, start = [], 0
+    for nin in fan_ins(kind, args):
+        nested.append({"w": flat[start:start + nin], "b": flat[start + nin]})
+        start += nin + 1
+    return nested
+
+
+def in_contract_order(nested):
+    return [v for neuron in nested for v in neuron["w"] + [neuron["b"]]]
+
+
 def neuron_count(kind, args):
     if kind == "neuron":
         return 1
@@ -37,23 +61,24 @@ def check_parameters(code, reference, kind, args):
         raise Feedback("parameters_count", model=call, got=got["count"], expected=expected, hint=hint)
     if got["distinct"] != got["count"]:
         raise Feedback("parameters_repeated", model=call)
-    if -1 in got["order"]:
+    if [-1, -1] in got["order"]:
         raise Feedback("parameters_foreign", model=call)
     if got["order"] != want["order"]:
         raise Feedback("parameters_order", model=call)
 
 
 def check_forward(code, reference, kind, args, params, x, upstream, x_as_values=True, kwargs=None):
-    request = {"kind": kind, "args": args, "params": params, "x": x, "upstream": upstream,
+    request = {"kind": kind, "args": args, "params": per_neuron(kind, args, params), "x": x, "upstream": upstream,
                "x_as_values": x_as_values, "kwargs": kwargs or {}}
     got, want = code.call_beside(reference, "model_forward", **request)
+    got_grads, want_grads = in_contract_order(got["param_grads"]), in_contract_order(want["param_grads"])
     call = f"{MODELS[kind]}{tuple(args)}" + (f" with {kwargs}" if kwargs else "")
     if got["single"] != want["single"]:
         raise Feedback("layer_single_output" if want["single"] else "layer_list_output", model=call)
     if not all_close(got["out"], want["out"]):
         raise Feedback("model_output", model=call, x=x, expected=want["out"], got=got["out"])
-    if not all_close(got["param_grads"], want["param_grads"]) or not all_close(got["x_grads"], want["x_grads"]):
-        raise Feedback("model_gradients", model=call, x=x, expected=want["param_grads"], got=got["param_grads"])
+    if not all_close(got_grads, want_grads) or not all_close(got["x_grads"], want["x_grads"]):
+        raise Feedback("model_gradients", model=call, x=x, expected=want_grads, got=got_grads)
 
 
 def values(rng, n):
@@ -98,10 +123,10 @@ def test_zero_grad_resets_every_parameter(on_any_engine, rng, kind, args):
     grads = values(rng, parameter_count(kind, args))
 
     def check(code):
-        got = code.call("zero_grad", kind=kind, args=args, grads=grads)
-        if any(g != 0 for g in got["grads"]):
-            raise Feedback("zero_grad", model=f"{MODELS[kind]}{tuple(args)}",
-                           left=sum(g != 0 for g in got["grads"]))
+        got = code.call("zero_grad", kind=kind, args=args, grads=per_neuron(kind, args, grads))
+        left = sum(g != 0 for g in in_contract_order(got["grads"]))
+        if left:
+            raise Feedback("zero_grad", model=f"{MODELS[kind]}{tuple(args)}", left=left)
         if not got["data_kept"]:
             raise Feedback("zero_grad_changes_data", model=f"{MODELS[kind]}{tuple(args)}")
 
@@ -117,7 +142,7 @@ def test_neuron_forward_and_gradients_match_reference(on_any_engine, reference, 
     cases = [[0.5, -1.0, 2.0], [-0.5, 1.0, -2.0], values(rng, 3)]  # positive and negative pre-activations
     kwargs = {} if nonlin else {"nonlin": False}
     for x in cases:
-        on_any_engine(lambda code: check_forward(
+        on_any_engine(lambda code, x=x: check_forward(
             code, reference, "neuron", [3], params, x, [1.5], kwargs=kwargs))
 
 

@@ -35,7 +35,7 @@ def check_scalar_loss(code, reference, fn, inputs):
 def test_mse_loss_value_and_gradients_match_reference(on_any_engine, reference, rng):
     cases = [{"ypred": [0.5, -0.2, 0.9], "ys": [1.0, -1.0, 0.0]}, {"ypred": values(rng, 4), "ys": values(rng, 4)}]
     for inputs in cases:
-        on_any_engine(lambda code: check_scalar_loss(code, reference, "mse_loss", inputs))
+        on_any_engine(lambda code, inputs=inputs: check_scalar_loss(code, reference, "mse_loss", inputs))
 
 
 @pytest.mark.covers("l2_penalty")

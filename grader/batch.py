@@ -2,41 +2,55 @@
 
 Layouts found in DIR (mixable): DIR/<student>/ (files or one notebook), DIR/<student>.zip,
 DIR/<student>.ipynb, and Gradescope's export (submission_metadata.yml + one folder per submission).
+Submission times come from the collection layer only, never from a student's own files: Gradescope's metadata,
+DIR/times.csv (`student,submitted_at`), or DIR/<student>.submission.json beside the submission.
+
+OUT_DIR gets gradebook.csv, summary.json, index.html, and OUT_DIR/students/<student>.json and .html: a student id
+can never name (and so replace) a class file.
 """
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
+import os
 import statistics
+import sys
 import time
 from concurrent.futures import Executor, Future, as_completed
 from concurrent.futures.process import BrokenProcessPool
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
+from urllib.parse import quote
 
 from grader.course import Assignment
 from grader.formats import ReportError, load_report, write_report_atomic, write_text_atomic
 from grader.parallel import GradeTask, grade_task_with_page, worker_pool
-from grader.sandbox import SandboxError
+from grader.runner import GradingError
+from grader.sandbox import SandboxError, check_isolation
 from grader.scoring import error_report
-from grader.submission import SubmissionError, load_submission
+from grader.submission import SubmissionError, load_submission, parse_time, stamp_path
 
 GRADESCOPE_METADATA = "submission_metadata.yml"
-SKIPPED_NAMES = {"README.md", "submission.json", GRADESCOPE_METADATA}
+TIMES_FILE = "times.csv"
+STUDENTS_DIR = "students"  # OUT_DIR/students/<id>.json and .html
+CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs a cell that starts so (CSV injection)
 
 
 class BatchError(Exception):
-    """The batch cannot start (clashing student ids, unreadable metadata); the message names the paths."""
+    """The batch cannot start or must stop for everyone (clashing student ids, unreadable metadata or times, a
+    broken course); the one-line message names the paths."""
 
 
 @dataclass(frozen=True)
 class Entry:
     student: str
     path: Path
-    submitted_at: str | None = None  # from Gradescope's metadata; else submission.json is read with the files
+    submitted_at: str | None = None  # from Gradescope's metadata or times.csv; else <student>.submission.json
 
 
 def gradescope_entries(folder: Path) -> list[Entry]:
@@ -50,7 +64,7 @@ def gradescope_entries(folder: Path) -> list[Entry]:
         for key, info in metadata.items():
             info = info or {}
             first = (info.get(":submitters") or [{}])[0]  # Ruby symbols: YAML reads `:sid: '7'` as {":sid": "7"}
-            student = str(first.get(":sid") or first.get(":email") or key)
+            student = student_id(str(first.get(":sid") or first.get(":email") or key))
             created = info.get(":created_at")
             path = folder / str(key)
             if path.resolve().parent != folder.resolve():
@@ -73,30 +87,75 @@ def iso_time(value) -> str:
 
 
 def discover(folder: Path) -> list[Entry]:
-    """Every submission in `folder`, sorted by student id; two submissions claiming one id is an error."""
+    """Every submission in `folder`, sorted by student id, with its time; two submissions claiming one id (or ids
+    that differ only in case, one file on some systems) is an error."""
     if not folder.is_dir():
         raise BatchError(f"{folder}: not a folder")
     entries = gradescope_entries(folder) if (folder / GRADESCOPE_METADATA).is_file() else []
     taken = {e.path.name for e in entries}
     for path in sorted(folder.iterdir()):
-        if path.name in taken or path.name.startswith((".", "_")) or path.name in SKIPPED_NAMES:
+        if path.name in taken or path.name.startswith((".", "_")):
             continue
-        if path.is_dir() or path.suffix in (".zip", ".ipynb"):
-            entries.append(Entry(path.stem if path.is_file() else path.name, path))
+        if path.is_dir() or path.suffix in (".zip", ".ipynb"):  # a link too: grading it says it is one
+            entries.append(Entry(student_id(path.name if path.is_dir() else path.stem), path))
     seen: dict[str, Path] = {}
     for entry in entries:
-        if not usable_id(entry.student):
-            raise BatchError(f"{entry.path}: student id {entry.student!r} cannot name a report file")
-        if entry.student in seen:
-            raise BatchError(f"student id {entry.student!r} is claimed by both {seen[entry.student]} and {entry.path}")
-        seen[entry.student] = entry.path
-    return sorted(entries, key=lambda e: e.student)
+        if entry.student.casefold() in seen:
+            raise BatchError(f"student id {entry.student!r} is claimed by both {seen[entry.student.casefold()]} "
+                             f"and {entry.path}")
+        seen[entry.student.casefold()] = entry.path
+    times = read_times(folder / TIMES_FILE, entries)
+    return sorted((dataclasses.replace(e, submitted_at=times[e.student]) if e.student in times else e
+                   for e in entries), key=lambda e: e.student)
 
 
-def usable_id(student: str) -> bool:
-    """An id that is a plain file name: it names OUT/<id>.json and OUT/<id>.html."""
-    return (0 < len(student) <= 100 and not student.startswith(".") and "/" not in student and "\\" not in student
-            and student.isprintable())
+def read_times(path: Path, entries: list[Entry]) -> dict[str, str]:
+    """times.csv: `student,submitted_at` rows (ISO 8601 with a zone) written by course staff; {} without one.
+    A row that is not that, or names no submission, or a time given twice, is a BatchError naming its line."""
+    if not path.is_file():
+        return {}
+    by_student = {e.student: e for e in entries}
+    times: dict[str, str] = {}
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as file:
+            rows = csv.reader(file)
+            for row in rows:
+                where = f"{path}:{rows.line_num}"
+                if rows.line_num == 1 and row == ["student", "submitted_at"] or not row:
+                    continue
+                if len(row) != 2:
+                    raise BatchError(f"{where}: expected `student,submitted_at`, found {len(row)} field(s)")
+                student, value = (cell.strip() for cell in row)
+                entry = by_student.get(student)
+                if entry is None:
+                    raise BatchError(f"{where}: no submission for student {student!r}")
+                if student in times or entry.submitted_at or stamp_path(entry.path).exists():
+                    raise BatchError(f"{where}: the time of {student!r} is given twice (times.csv, Gradescope's "
+                                     f"metadata or {stamp_path(entry.path).name})")
+                try:
+                    times[student] = parse_time(value, where).isoformat()
+                except SubmissionError as exc:
+                    raise BatchError(str(exc)) from None
+    except (UnicodeDecodeError, csv.Error, OSError) as exc:
+        raise BatchError(f"{path}: not a readable CSV file ({exc})") from None
+    return times
+
+
+def student_id(name: str) -> str:
+    """`name` when it can name a report file: printable, no slash, not hidden, at most 100 characters. Else a
+    percent-encoded form (a folder name that is not UTF-8, a control character in a Gradescope SID), shortened
+    with a digest: one odd name never stops the batch."""
+    if 0 < len(name) <= 100 and not name.startswith(".") and "/" not in name and "\\" not in name \
+            and name.isprintable():
+        return name
+    try:
+        raw = os.fsencode(name)  # a file name's own bytes
+    except UnicodeEncodeError:  # a lone surrogate from elsewhere (Gradescope's YAML)
+        raw = name.encode("utf-8", "surrogatepass")
+    escaped = quote(raw, safe="").replace(".", "%2E", 1) if name.startswith(".") else quote(raw, safe="")
+    if not escaped or len(escaped) > 100:
+        escaped = escaped[:60] + "~" + hashlib.sha256(raw).hexdigest()[:16]
+    return escaped
 
 
 def up_to_date(entry: Entry, report_path: Path, assignment: Assignment, lang: str) -> bool:
@@ -118,29 +177,46 @@ class BatchResult:
     reports: dict[str, dict] = field(default_factory=dict)  # every student's report, graded or reused
     duration_s: float = 0.0
 
+    @property
+    def errored(self) -> list[str]:
+        """The students of this run whose submission could not be graded at all (an error report)."""
+        return sorted(s for s, r in self.reports.items() if r["status"] == "error")
+
 
 Progress = Callable[[int, int, str], None]  # (done, total, student)
 
 
+def student_files(out_dir: Path, student: str) -> tuple[Path, Path]:
+    """Where a student's report and feedback page go."""
+    return out_dir / STUDENTS_DIR / f"{student}.json", out_dir / STUDENTS_DIR / f"{student}.html"
+
+
 def run_batch(folder: Path, assignment: Assignment, out_dir: Path, *, jobs: int, resume: bool = False,
               lang: str = "en", only: list[str] | None = None, executor: Executor | None = None,
-              progress: Progress | None = None) -> BatchResult:
-    """Grade every submission in `folder` into `out_dir`; each report is written (atomically) as it arrives."""
+              progress: Progress | None = None, allow_weak_sandbox: bool = False) -> BatchResult:
+    """Grade every submission in `folder` into `out_dir`; each report is written (atomically) as it arrives.
+    Without filesystem isolation (bubblewrap) nobody is graded (WeakSandboxError) unless allow_weak_sandbox.
+
+    Whatever one submission does, it gets a report (an error report if need be) and the others are graded.
+    A broken course or sandbox stops the batch with a BatchError or SandboxError: no one is blamed for it."""
     started = time.perf_counter()
     everyone = discover(folder)
     unknown = sorted(set(only or ()) - {e.student for e in everyone})
     if unknown:
         raise BatchError(f"{folder}: no submission for {', '.join(unknown)}")
     entries = [e for e in everyone if not only or e.student in only]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.glob(".*.tmp"):  # a killed run's half-written file (write_text_atomic's temporaries)
+    check_hidden_tests(assignment)
+    check_isolation(allow_weak_sandbox)
+    (out_dir / STUDENTS_DIR).mkdir(parents=True, exist_ok=True)
+    for stale in [*out_dir.glob(".*.tmp"), *(out_dir / STUDENTS_DIR).glob(".*.tmp")]:  # a killed run's temporaries
         stale.unlink(missing_ok=True)
     result = BatchResult()
     todo = []
     for entry in entries:
-        if resume and up_to_date(entry, out_dir / f"{entry.student}.json", assignment, lang):
+        report_path = student_files(out_dir, entry.student)[0]
+        if resume and up_to_date(entry, report_path, assignment, lang):
             result.skipped.append(entry.student)
-            result.reports[entry.student] = load_report(out_dir / f"{entry.student}.json")
+            result.reports[entry.student] = load_report(report_path)
         else:
             todo.append(entry)
     course_root = str(assignment.course.root)
@@ -151,9 +227,7 @@ def run_batch(folder: Path, assignment: Assignment, out_dir: Path, *, jobs: int,
         futures: dict[Future, Entry] = {pool.submit(grade_task_with_page, tasks[e.student]): e for e in todo}
         for done, future in enumerate(as_completed(futures), start=1):
             entry = futures[future]
-            report, page = task_report(future, entry, assignment, lang)
-            write_report_atomic(report, out_dir / f"{entry.student}.json")
-            write_text_atomic(out_dir / f"{entry.student}.html", page)
+            report = write_student(out_dir, entry, *task_report(future, entry, assignment, lang), assignment, lang)
             result.graded.append(entry.student)
             result.reports[entry.student] = report
             if progress:
@@ -166,32 +240,91 @@ def run_batch(folder: Path, assignment: Assignment, out_dir: Path, *, jobs: int,
     for entry in everyone:  # with --only, the class pages still show everyone already graded
         if entry.student not in class_reports:
             try:
-                class_reports[entry.student] = load_report(out_dir / f"{entry.student}.json")
+                class_reports[entry.student] = load_report(student_files(out_dir, entry.student)[0])
             except ReportError:
                 continue
     write_class_outputs(assignment, out_dir, class_reports, result.duration_s, lang)
     return result
 
 
+class _CollectionErrors:
+    """A pytest plugin that keeps the first line of each collection error."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def pytest_collectreport(self, report) -> None:
+        if report.failed:
+            last = str(report.longrepr).strip().splitlines()[-1:] or ["?"]
+            self.errors.append(f"{report.nodeid or 'autotests'}: {last[0]}")
+
+
+def check_hidden_tests(assignment: Assignment) -> None:
+    """Collect the hidden tests once before anyone is graded (~0.2 s): a course whose tests do not import would
+    otherwise give every student an error report, as if it were their fault."""
+    import pytest
+
+    from grader.runner import PYTEST_ARGS
+
+    autotests = assignment.course.autotests_dir
+    plugin = _CollectionErrors()
+    code = pytest.main([str(autotests), "-c", str(autotests / "pytest.ini"), "--rootdir", str(autotests),
+                        "--collect-only", *PYTEST_ARGS], plugins=[plugin])
+    if code != pytest.ExitCode.OK:
+        name = code.name if isinstance(code, pytest.ExitCode) else f"exit code {code}"
+        why = plugin.errors[0] if plugin.errors else name
+        raise BatchError(f"the hidden tests in {autotests} do not run ({why}): fix the course; no one was graded")
+
+
 def task_report(future: Future, entry: Entry, assignment: Assignment, lang: str) -> tuple[dict, str]:
     """The task's report and page; if the grading process itself died, an error report that says so."""
-    from grader.pages import feedback_page
-
     try:
         return future.result()
     except SandboxError:
         raise  # the machine cannot sandbox anyone: stop, rather than give every student 0 points
+    except GradingError as exc:  # the course, not the student: stop, and blame no one
+        raise BatchError(f"the batch stopped at {entry.student}: {exc}") from None
     except (BrokenProcessPool, OSError, RuntimeError) as exc:
-        reason = f"the grading process failed: {type(exc).__name__}: {exc}"
-        report = error_report(assignment, entry.student, str(entry.path), reason, lang=lang,
-                              started_at=datetime.now(timezone.utc), duration_s=0.0,
-                              reason_id="grading_failed").to_dict()
-        return report, feedback_page(report, None, lang)
+        return failure(assignment, entry, f"the grading process failed: {type(exc).__name__}: {exc}", lang)
+
+
+def failure(assignment: Assignment, entry: Entry, reason: str, lang: str) -> tuple[dict, str]:
+    """An error report and its page for a submission the grader could not grade; the reason is logged too."""
+    from grader.pages import feedback_page
+
+    print(f"grader: {entry.student}: {reason}", file=sys.stderr)
+    report = error_report(assignment, entry.student, str(entry.path), reason, lang=lang,
+                          started_at=datetime.now(timezone.utc), duration_s=0.0, reason_id="grading_failed").to_dict()
+    return report, feedback_page(report, None, lang)
+
+
+def write_student(out_dir: Path, entry: Entry, report: dict, page: str, assignment: Assignment, lang: str) -> dict:
+    """Write the student's report and page; one that cannot be written (invalid, or a write error) is replaced by
+    an error report that says why. Returns the report the gradebook shows."""
+    report_path, page_path = student_files(out_dir, entry.student)
+    try:
+        write_report_atomic(report, report_path)
+        write_text_atomic(page_path, page)
+        return report
+    except (ReportError, OSError, UnicodeError) as exc:
+        report, page = failure(assignment, entry, f"its report could not be written: {exc}", lang)
+    try:
+        write_report_atomic(report, report_path)
+        write_text_atomic(page_path, page)
+    except OSError as exc:  # the gradebook still shows the error
+        print(f"grader: {entry.student}: cannot write {report_path}: {exc}", file=sys.stderr)
+    return report
 
 
 # ---------------------------------------------------------------------- gradebook, summary, pages
 
+def csv_text(value: str) -> str:
+    """A text cell a spreadsheet shows as text: one that starts like a formula gets a leading quote (OWASP)."""
+    return "'" + value if value.startswith(CSV_FORMULA_START) else value
+
+
 def gradebook_csv(assignment: Assignment, reports: list[dict]) -> str:
+    """One row per student; numbers stay numbers, text cells are neutralised (csv_text)."""
     groups = [g.name for g in assignment.groups]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -200,9 +333,9 @@ def gradebook_csv(assignment: Assignment, reports: list[dict]) -> str:
     for report in reports:
         by_group = {g["name"]: g["score"] for g in report["groups"]}
         late = report["late"]
-        writer.writerow([report["student"], *(round(by_group.get(g, 0.0), 2) for g in groups),
-                         round(report["score"], 2), round(report["max_score"], 2), report["status"],
-                         late["submitted_at"] or "unknown", late["days_late"], late["penalty_percent"],
+        writer.writerow([csv_text(report["student"]), *(round(by_group.get(g, 0.0), 2) for g in groups),
+                         round(report["score"], 2), round(report["max_score"], 2), csv_text(report["status"]),
+                         csv_text(late["submitted_at"] or "unknown"), late["days_late"], late["penalty_percent"],
                          round(late["final_score"], 2)])
     return out.getvalue()
 
@@ -234,5 +367,6 @@ def write_class_outputs(assignment: Assignment, out_dir: Path, by_student: dict[
     write_text_atomic(out_dir / "gradebook.csv", gradebook_csv(assignment, reports))
     summary = class_summary(assignment, reports, duration_s)
     write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    links = {r["student"]: {"report": f"{r['student']}.json", "feedback": f"{r['student']}.html"} for r in reports}
+    links = {r["student"]: {"report": f"{STUDENTS_DIR}/{r['student']}.json",
+                            "feedback": f"{STUDENTS_DIR}/{r['student']}.html"} for r in reports}
     write_text_atomic(out_dir / "index.html", dashboard(reports, links, lang, title=assignment.title))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from grader.compare import failure_feedback
 from grader.course import Assignment
+from grader.formats import _printable
 from grader.report import Report
 from grader.results import Outcome, RunResult
 from grader.sandbox import Sandbox
@@ -36,26 +37,30 @@ def list_public_tests(folder: Path) -> list[PublicTest]:
             if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
                 covers = next((d.args[0].value for d in node.decorator_list if isinstance(d, ast.Call)
                                and getattr(d.func, "id", "") == "covers" and d.args
-                               and isinstance(d.args[0], ast.Constant)), node.name)
+                               and isinstance(d.args[0], ast.Constant) and isinstance(d.args[0].value, str)),
+                              node.name)
                 found.append(PublicTest(path.stem, node.name, covers))
     return found
 
 
-def run_public_test(sandbox: Sandbox, test: PublicTest, group: str) -> Outcome:
+def run_public_test(sandbox: Sandbox, test: PublicTest, group: str | None) -> Outcome:
     started = time.perf_counter()
     result = sandbox.call("public_test", {"folder": "tests", "module": test.module, "name": test.name})
     status, message = "passed", None
+    reply = result.value
     if result.status != "ok":  # the test module or the student's code raised, hung or crashed
         failure = failure_feedback(result, test.covers)
         status, message = failure.status, failure.message
-    elif result.value["status"] == "todo":
+    elif not isinstance(reply, dict):
+        raise AssertionError("an \"ok\" public_test reply is a record")  # its shape was checked by the sandbox
+    elif reply["status"] == "todo":
         status, message = "failed", {"id": "not_implemented", "params": {"function": test.covers}}
-    elif result.value["status"] == "failed":
+    elif reply["status"] == "failed":
         status = "failed"
-        feedback = result.value["feedback"]  # set by test code running beside the student's: checked, not trusted
+        feedback = reply["feedback"]  # set by test code running beside the student's: checked, not trusted
         if not (isinstance(feedback, dict) and feedback.get("id") == "public.mismatch"
                 and isinstance(feedback.get("params"), dict)):
-            feedback = {"id": "public.failed", "params": {"text": result.value["text"]}}
+            feedback = {"id": "public.failed", "params": {"text": reply["text"]}}
         message = {"id": feedback["id"], "params": {k: str(v) for k, v in feedback["params"].items()}}
     return Outcome(test.name, group, 1.0, test.covers, status, message,
                    round(time.perf_counter() - started, 6))
@@ -102,7 +107,8 @@ def function_progress(report: dict) -> list[tuple[str, str, str]]:
 
 
 def render_check_text(report: dict, lang: str = "en", color: bool = False) -> str:
-    """One line per student function, its feedback when wrong, and a progress line."""
+    """One line per student function, its feedback when wrong, and a progress line; what came from student code
+    has its control characters and bidi marks shown as escapes."""
     marks = {"done": ("✓", "32"), "wrong": ("✗", "31"), "todo": ("·", "33")}
     lines = []
     progress = function_progress(report)
@@ -110,14 +116,15 @@ def render_check_text(report: dict, lang: str = "en", color: bool = False) -> st
         mark, code = marks[state]
         mark = f"\033[{code}m{mark}\033[0m" if color else mark
         label = FUNCTION_STATES[state][lang]
-        lines.append(f"{mark} {function:<18} {label}")
+        lines.append(f"{mark} {_printable(function):<18} {label}")
         if state == "wrong":
-            lines.append(f"    {feedback}")
+            lines.append(f"    {_printable(feedback)}")
     for error in report["errors"]:
-        lines.append(f"! {error['message']}")
+        lines.append(f"! {_printable(error['message'])}")
     done = sum(state == "done" for _, state, _ in progress)
     summary = {"en": f"{done} of {len(progress)} functions done", "zh": f"已完成 {done}/{len(progress)} 个函数"}[lang]
-    hint = {"en": "(public tests only: the hidden tests check more)", "zh": "（仅公开测试：正式评分的隐藏测试会检查更多情况）"}[lang]
+    hint = {"en": "(public tests only: the hidden tests check more)",
+            "zh": "（仅公开测试：正式评分的隐藏测试会检查更多情况）"}[lang]
     lines += ["", f"{summary} {hint}"]
     return "\n".join(lines) + "\n"
 

@@ -25,6 +25,31 @@ class InputError(click.ClickException):
     exit_code = 2
 
 
+class WeakSandboxRefused(click.ClickException):
+    """Hidden tests would run without filesystem isolation: exit code 2, before anything is graded."""
+
+    exit_code = 2
+
+
+WEAK_SANDBOX = click.option("--allow-weak-sandbox", is_flag=True,
+                            help="Grade even without filesystem isolation (bubblewrap): student code can then read "
+                            "every file its uid can. A warning is printed on every run.")
+
+
+def require_isolation(allow_weak_sandbox: bool) -> None:
+    """Before hidden tests run: refuse a sandbox without bubblewrap in one line, or warn when it is allowed."""
+    from grader.sandbox import SandboxError, WeakSandboxError, check_isolation
+
+    try:
+        warning = check_isolation(allow_weak_sandbox)
+    except WeakSandboxError as exc:
+        raise WeakSandboxRefused(str(exc)) from None
+    except SandboxError as exc:
+        raise click.ClickException(str(exc)) from None
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
+
+
 def load_assignment(course_dir: Path | None, name: str, hidden_tests: bool = False):
     """The assignment; with hidden_tests, refuse a course without them (the student grader) in one line."""
     try:
@@ -63,12 +88,15 @@ def main() -> None:
 @click.option("--student", help="Student id for the report. Default: the submission's file or folder name.")
 @click.option("--seed", type=int, help="Seed for the random test inputs. Default: derived from the submission.")
 @click.option("--fail-under", type=float, help="Exit 1 when the score is below this.")
+@WEAK_SANDBOX
 def grade(path: Path, assignment_name: str, course_dir: Path | None, out: Path | None, fmt: str | None,
-          lang: str, student: str | None, seed: int | None, fail_under: float | None) -> None:
+          lang: str, student: str | None, seed: int | None, fail_under: float | None,
+          allow_weak_sandbox: bool) -> None:
     """Grade one submission: PATH is a folder of files, a .zip, a .ipynb, or a folder holding one notebook.
 
     Exit status: 0 when a report was produced (whatever the score), 1 when --fail-under is not met,
-    2 for usage errors and input that is not a submission at all.
+    2 for usage errors, input that is not a submission at all, and a sandbox without filesystem isolation
+    (bubblewrap) unless --allow-weak-sandbox.
     """
     from grader.formats import render, write_report_atomic, write_text_atomic
     from grader.grading import grade_path
@@ -76,6 +104,7 @@ def grade(path: Path, assignment_name: str, course_dir: Path | None, out: Path |
 
     require_folder_of(out)
     assignment = load_assignment(course_dir, assignment_name, hidden_tests=True)
+    require_isolation(allow_weak_sandbox)
     from grader.runner import GradingError
     from grader.sandbox import SandboxError
 
@@ -155,22 +184,31 @@ def check(path: Path, assignment_name: str, course_dir: Path | None, lang: str, 
               "current submission and the assignment version.")
 @LANG
 @click.option("--only", multiple=True, metavar="ID", help="Grade only this student (repeatable).")
+@WEAK_SANDBOX
 def batch(folder: Path, assignment_name: str, course_dir: Path | None, out_dir: Path, jobs: int | None,
-          resume: bool, lang: str, only: tuple[str, ...]) -> None:
+          resume: bool, lang: str, only: tuple[str, ...], allow_weak_sandbox: bool) -> None:
     """Grade every submission in FOLDER in parallel and write a gradebook and a dashboard.
 
     FOLDER may hold <student>/ folders, <student>.zip, <student>.ipynb and a Gradescope export
-    (submission_metadata.yml), mixed. One bad submission never stops the batch: it gets an error report.
+    (submission_metadata.yml), mixed. Submission times (for the late policy) come from Gradescope's metadata,
+    FOLDER/times.csv (`student,submitted_at` rows, ISO 8601 with a zone) or <student>.submission.json beside a
+    submission; never from inside one. Reports and feedback pages go to OUT_DIR/students/.
+
+    One bad submission never stops the batch: it gets an error report. Exit status: 0 when every student was
+    graded, 1 when some could not be (error reports; the gradebook and dashboard are written all the same),
+    2 for usage errors, an unusable FOLDER or times.csv, a broken course, and a sandbox without filesystem
+    isolation (bubblewrap) unless --allow-weak-sandbox (nobody is graded).
     """
     from grader.batch import BatchError, run_batch
     from grader.parallel import default_jobs
     from grader.sandbox import SandboxError
 
     assignment = load_assignment(course_dir, assignment_name, hidden_tests=True)
+    require_isolation(allow_weak_sandbox)
     progress = TerminalProgress() if sys.stderr.isatty() else plain_progress
     try:
         result = run_batch(folder, assignment, out_dir, jobs=jobs or default_jobs(), resume=resume, lang=lang,
-                           only=list(only) or None, progress=progress)
+                           only=list(only) or None, progress=progress, allow_weak_sandbox=allow_weak_sandbox)
     except BatchError as exc:
         raise InputError(str(exc)) from None
     except SandboxError as exc:
@@ -178,6 +216,9 @@ def batch(folder: Path, assignment_name: str, course_dir: Path | None, out_dir: 
     rate = len(result.graded) / result.duration_s if result.duration_s else 0.0
     click.echo(f"graded {len(result.graded)}, up to date {len(result.skipped)}, in {result.duration_s:.1f} s "
                f"({rate:.1f}/s); gradebook: {out_dir / 'gradebook.csv'}, dashboard: {out_dir / 'index.html'}")
+    if result.errored:
+        click.echo(f"not graded (error reports): {', '.join(result.errored)}", err=True)
+        sys.exit(1)
 
 
 def plain_progress(done: int, total: int, student: str) -> None:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from grader import harness
+from grader.answers import in_process_ask
+from grader.replies import STUDENT_FILES
 
 REL_TOL, ABS_TOL = 1e-6, 1e-9
 
@@ -67,7 +69,7 @@ class ReferenceCode:
 
     def __init__(self, modules: dict):
         self.modules = modules
-        self._session = harness.Session(modules.__getitem__)
+        self._session = harness.Session(modules.__getitem__, ask=in_process_ask)
         self._answers: dict[str, str] = {}  # many inputs are the same for every student of a batch
 
     def call(self, cmd: str, **args: Any) -> Any:
@@ -85,16 +87,18 @@ class StudentCode:
     """Student code behind the sandbox: results come back as numbers, failures as Feedback."""
 
     sandbox: Any  # grader.sandbox.Sandbox
+    questions: Any  # grader.answers.Questions: what the sandbox may ask the grader mid-request
     function: str | None = None  # the student function the current test is about
-    on_correct_engine: bool = False  # the student's nn/train running on the reference engine
+    on_correct_engine: bool = False  # the student's nn/train running on the course engine
 
     def call(self, cmd: str, **args: Any) -> Any:
-        return self._answer(self.sandbox.call(cmd, args))
+        return self._answer(self.sandbox.call(cmd, args, answer=self.questions.for_request(cmd)))
 
     def call_beside(self, reference: ReferenceCode, cmd: str, **args: Any) -> tuple[Any, Any]:
         """(student's answer, reference's answer): the reference computes while the sandbox does."""
         want = []
-        result = self.sandbox.call(cmd, args, meanwhile=lambda: want.append(reference.call(cmd, **args)))
+        result = self.sandbox.call(cmd, args, meanwhile=lambda: want.append(reference.call(cmd, **args)),
+                                   answer=self.questions.for_request(cmd))
         return self._answer(result), want[0] if want else reference.call(cmd, **args)
 
     def _answer(self, result) -> Any:
@@ -109,6 +113,8 @@ def failure_feedback(result: Any, function: str | None, keep_text: bool = True) 
         return Feedback("timeout", status="timeout", function=function, detail=result.detail)
     if result.status == "crashed":
         return Feedback("crashed", status="error", function=function, detail=result.detail)
+    if result.status == "malformed":
+        return Feedback("wrong_type", function=function, detail=result.detail, where="")
     return exception_feedback(result.error, function, keep_text)
 
 
@@ -126,12 +132,14 @@ def builtin_exception(name: str) -> bool:
 def exception_feedback(error: dict, function: str | None, keep_text: bool) -> Feedback:
     """An exception in student code, with the student's own traceback lines only.
 
-    On the reference engine (keep_text False) student code could have read the reference, so nothing it
-    controls may reach the report: not the message, not its exception class's name, not the engine.py lines
-    of the traceback (they are the reference's). Builtin exception names, file names and line numbers stay."""
-    frames = error.get("traceback", [])
+    On the course engine (keep_text False) no text that student code produced reaches the report: not the
+    message, not its exception class's name, not a line of code, not a function name; only builtin exception
+    names, the three file names of the contract and line numbers."""
+    frames = error["traceback"]
     if not keep_text:
-        frames = [dict(f, code="") for f in frames if f["file"] != "engine.py"]
+        frames = [{"file": f["file"], "line": f["line"], "code": "",
+                   "function": "<module>" if f["function"] == "<module>" else ""} for f in frames
+                  if f["file"] in STUDENT_FILES and f["file"] != "engine.py"]
     where = describe_where(frames)
     kind = error["type"] if keep_text or builtin_exception(error["type"]) else "Exception"
     detail = error["message"] if keep_text else ""
@@ -245,6 +253,7 @@ def operation_feedback(op: str, inputs: list[float], upstream: float, want: dict
         # `=` where `+=` belongs, on any input: the gradient it already held is lost.
         lost = [bool(p) and close(g, w - p) for g, w, p in zip(got_grads, want["grads"], pregrads or [])]
         if any(lost) and all(lost_i or close(g, w) for lost_i, g, w in zip(lost, got_grads, want["grads"])):
+            assert pregrads is not None  # `lost` is all False without them
             return Feedback("op_backward_overwrites", function=function, op=name, inputs=where,
                             upstream=upstream, before=grads(pregrads), expected=grads(want["grads"]),
                             got=grads(got_grads))
@@ -267,7 +276,7 @@ def pinpoint_operation(trace: list[dict], reference: ReferenceCode) -> Feedback 
         try:  # the inputs are the student's numbers: the reference may refuse them (log of -1)
             want = reference.call("op", op=op, inputs=inputs, upstream=node["grad"], pregrads=before,
                                   exponent=exponent, same=len(inputs) == 1 and op in ("+", "*"))
-        except (ArithmeticError, ValueError, TypeError):
+        except (ArithmeticError, ValueError, TypeError, harness.WrongType):
             continue
         found = operation_feedback(op, inputs, node["grad"], want, node["data"],
                                    [c["after"] for c in node["children"]], pregrads=before, exponent=exponent)

@@ -145,8 +145,11 @@ def parse_assignment(text: str, folder: Path, course: Course, source: Path) -> A
             raise ValueError(f"assignment.version must be a string, not {version!r}")
         name = _string(_required(meta, "name", "assignment"), "assignment.name")
 
-        def limit(key: str, whole: bool = False) -> float | int:
-            return _number(_required(limits, key, "limits"), f"limits.{key}", whole=whole)
+        def limit(key: str) -> float:
+            return _number(_required(limits, key, "limits"), f"limits.{key}")
+
+        def whole_limit(key: str) -> int:
+            return _number(_required(limits, key, "limits"), f"limits.{key}", whole=True)
 
         return Assignment(
             name=name,
@@ -157,10 +160,10 @@ def parse_assignment(text: str, folder: Path, course: Course, source: Path) -> A
             limits=Limits(
                 call_timeout_s=limit("call_timeout_s"),
                 total_timeout_s=limit("total_timeout_s"),
-                memory_mb=limit("memory_mb", whole=True),
-                processes=limit("processes", whole=True),
-                output_bytes=limit("output_kb", whole=True) * 1024,
-                file_size_bytes=limit("file_size_kb", whole=True) * 1024,
+                memory_mb=whole_limit("memory_mb"),
+                processes=whole_limit("processes"),
+                output_bytes=whole_limit("output_kb") * 1024,
+                file_size_bytes=whole_limit("file_size_kb") * 1024,
             ),
             late=LatePolicy(
                 due=_due(late["due"]) if "due" in late else None,

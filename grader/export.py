@@ -40,11 +40,12 @@ else:  # pragma: no cover - Python 3.10
 DIST_NAME = "micrograd-grader"
 # Never copied: an installed course (the export brings its own), caches, editor and OS litter.
 SKIPPED = {"_course", "__pycache__", ".pytest_cache", ".ipynb_checkpoints", ".DS_Store"}
-# Top-level functions and classes of the grader that implement what students must write (a topological sort and
-# a backward pass, parameters() and zero_grad()). Only the hidden tests use them (`grader check` sends only `load`
-# and `public_test` requests), so the student grader gets stubs that raise instead.
+# Top-level functions of the grader that implement what students must write (an order for backpropagation, a
+# backward pass). They answer the hidden tests' sandboxes only (`grader check` asks no questions), so the student
+# grader gets stubs that raise instead. The harness has nothing to strip: it runs in every sandbox, so it holds no
+# solution logic at all (docs/architecture.md).
 STUDENT_STRIP = {
-    "harness.py": ("topological_order", "trusted_backward", "LinearModel", "contract_parameters"),
+    "answers.py": ("backprop_order", "course_gradients"),
 }
 # Staff tools left out of the student grader whole: they work on the reference and the hidden tests only (and the
 # mutation operators' notes quote solution lines).
@@ -129,8 +130,12 @@ def project_metadata() -> dict:
     except metadata.PackageNotFoundError:
         raise ExportError(f"{package_dir()}: neither a source checkout (pyproject.toml) nor an installed "
                           f"{DIST_NAME}: cannot tell the grader's dependencies") from None
+
+    def field(name: str) -> str | None:  # PackageMetadata has .get() only from Python 3.12
+        return meta[name] if name in meta else None
+
     return {"version": grader.__version__, "dependencies": [r for r in requires if "extra ==" not in r],
-            "requires_python": meta.get("Requires-Python") or ">=3.10", "license": meta.get("License") or "MIT"}
+            "requires_python": field("Requires-Python") or ">=3.10", "license": field("License") or "MIT"}
 
 
 def pyproject_text(course_parts: tuple[str, ...], description: str) -> str:
@@ -408,7 +413,8 @@ def export_gradescope(out: str | os.PathLike, *, course_dir: str | os.PathLike |
 
 def prepare_gradescope_submission(root: str | os.PathLike, dest: str | os.PathLike) -> Path:
     """Copy ROOT/submission to DEST for `grader grade`: regular files only (a link could point at the reference),
-    no submission.json of the student's, and one made from ROOT/submission_metadata.json's created_at instead."""
+    no submission.json of the student's; the time from ROOT/submission_metadata.json's created_at goes beside DEST
+    (DEST.submission.json: the collection layer's place for it, which no student file can take)."""
     root, dest = Path(root), Path(dest)
     source = root / "submission"
     if not source.is_dir():
@@ -431,5 +437,6 @@ def prepare_gradescope_submission(root: str | os.PathLike, dest: str | os.PathLi
         except (OSError, ValueError, KeyError, TypeError) as exc:
             print(f"{metadata}: no usable created_at ({exc}); no late penalty applied", file=sys.stderr)
         else:
-            (dest / "submission.json").write_text(json.dumps({"submitted_at": created}) + "\n", encoding="utf-8")
+            stamp = dest.with_name(dest.name + ".submission.json")
+            stamp.write_text(json.dumps({"submitted_at": created}) + "\n", encoding="utf-8")
     return dest

@@ -219,10 +219,11 @@ def write_report_atomic(data: dict, path: str | os.PathLike) -> None:
 
 # --- text that came from student code --------------------------------------------------------------------
 
-_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")  # not in XML 1.0's Char
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-# Control characters (Unicode category Cc) but newline and tab, surrogates (Cs), and bidi overrides.
-_INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
+# Control characters (Unicode category Cc) but newline and tab, surrogates (Cs), bidi marks, embeddings, overrides
+# and isolates, zero-width characters, line and paragraph separators, the BOM, and the noncharacters XML refuses.
+_INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff"
+                        "\ud800-\udfff\ufffe\uffff]")
 
 
 def _escape(match: re.Match) -> str:
@@ -237,8 +238,8 @@ def _printable(text: str) -> str:
 
 
 def _xml_text(text: str) -> str:
-    """XML 1.0 cannot hold most control characters, not even escaped: drop them."""
-    return _XML_INVALID.sub("", text)
+    """XML 1.0 cannot hold most control characters, not even as references: shown as escapes, like the rest."""
+    return _printable(text)
 
 
 def _num(value: float) -> str:

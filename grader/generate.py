@@ -58,7 +58,7 @@ def solution_regions(text: str, source: str) -> list[tuple[int, int]]:
 
 def qualified_name(tree: ast.Module, line: int, source: str) -> str:
     """Name of the innermost function around `line`: "mse_loss", "Value.backward", "Value.tanh: _backward"."""
-    chain: list[ast.AST] = []
+    chain: list[ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef] = []
     body = tree.body
     while True:
         inside = [n for n in body if isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))

@@ -1,11 +1,14 @@
 """Runs student code and answers requests with raw numbers. Standard library only.
 
-In the sandbox it runs as a script (`python -I -S harness.py CODE_DIR`): it reads one JSON request per line on
-stdin and writes one JSON reply per line on stdout. The grader also imports it to run the very same requests
-on the reference in its own (trusted) process, so that student and reference are driven by one piece of code.
+In the sandbox it runs as a script (`python -I -S harness.py CODE_DIR OUTPUT_LIMIT [course-engine]`): it reads
+one JSON request per line on stdin and writes one JSON reply per line on stdout; in the middle of a request it
+may ask the grader a question (a line `{"ask": ...}` out, one answer line in). The grader also imports it to run
+the very same requests on the reference in its own (trusted) process, so that student and reference are driven
+by one piece of code.
 
-Nothing here knows an expected value or a derivative formula: `dag` requests carry their local derivatives as
-numbers, and every other request only builds, runs and reads back.
+This file is copied into every sandbox, so it holds no solution logic (docs/architecture.md): nothing here
+knows an expected value, a derivative formula or how to order a graph for backpropagation. `dag` requests
+carry their local derivatives as numbers; orders and, on the course engine, gradients come from the grader.
 """
 import importlib
 import json
@@ -42,38 +45,47 @@ def children_of(node):
     return list(prev)
 
 
-def topological_order(root):
-    """Every node after the nodes it was computed from; iterative, so deep graphs are fine."""
-    order, visited, stack = [], set(), [(root, False)]
-    while stack:
-        node, done = stack.pop()
-        if done:
-            order.append(node)
-        elif id(node) not in visited:
-            visited.add(id(node))
-            stack.append((node, True))
-            stack.extend((child, False) for child in children_of(node))
-    return order
+MAX_GRAPH_NODES = 100_000  # a larger graph is the student's runaway, not something a test builds
 
 
-def trusted_backward(root, upstream):
-    """Backpropagate with the student's `_backward` closures, in an order known to be right.
+def graph_of(root):
+    """Every node reachable from root (root first, in no particular order) and each one's children as indices.
+
+    Only an enumeration: which order is right for backpropagation is the grader's to say (`ask`)."""
+    found, index, edges = [root], {id(root): 0}, []
+    for node in found:  # grows while it is walked
+        inputs = []
+        for child in children_of(node):
+            if id(child) not in index:
+                if len(found) >= MAX_GRAPH_NODES:
+                    raise WrongType(f"the graph has more than {MAX_GRAPH_NODES} nodes")
+                index[id(child)] = len(found)
+                found.append(child)
+            inputs.append(index[id(child)])
+        edges.append(inputs)
+    return found, edges
+
+
+def trusted_backward(root, upstream, ask):
+    """Backpropagate with the student's `_backward` closures, in an order the grader computed.
 
     Returns a trace: for each node with inputs, each input's gradient before and after the node's
     `_backward` ran. The grader checks every entry against the reference, so it can name the operation
     whose closure is wrong, even deep inside a graph.
     """
+    nodes, edges = graph_of(root)
+    order = ask("order", children=edges)["order"]
     root.grad = upstream
     trace = []
-    for node in reversed(topological_order(root)):
-        children = children_of(node)
+    for i in order:
+        current, children = nodes[i], [nodes[j] for j in edges[i]]
         before = [number(c.grad, "grad") for c in children]
-        node._backward()
-        if children:
+        current._backward()
+        if children and len(trace) < MAX_TRACE:
             trace.append({
-                "op": str(node._op),
-                "data": number(node.data, "data"),
-                "grad": number(node.grad, "grad"),
+                "op": str(current._op)[:MAX_OP_LABEL],
+                "data": number(current.data, "data"),
+                "grad": number(current.grad, "grad"),
                 "children": [
                     {"data": number(c.data, "data"), "before": b, "after": number(c.grad, "grad")}
                     for c, b in zip(children, before)
@@ -82,36 +94,72 @@ def trusted_backward(root, upstream):
     return trace
 
 
+MAX_TRACE = 500
+MAX_OP_LABEL = 40
+
+
+def course_backward(root, upstream, ask):
+    """backward() of the course engine (a Value with the public forward code and no `_backward` of its own):
+    the harness sends the graph, the grader answers with every node's gradient after backpropagation."""
+    nodes, edges = graph_of(root)
+    answer = ask("backward", root_grad=upstream, nodes=[
+        {"op": str(node._op)[:MAX_OP_LABEL], "data": number(node.data, "data"),
+         "grad": number(node.grad, "grad"), "children": children}
+        for node, children in zip(nodes, edges)
+    ])
+    for node, grad in zip(nodes, answer["grads"]):
+        node.grad = grad
+
+
 class LinearModel:
     """y = w . x + b from the engine's own operations: a model for the training tests that owes nothing to nn.py."""
 
     def __init__(self, value_class, params):
-        self.w = [value_class(p) for p in params[:-1]]
-        self.b = value_class(params[-1])
+        self.params = [value_class(p) for p in params]  # the weights, then the bias
 
     def __call__(self, x):
-        out = self.b
-        for wi, xi in zip(self.w, x):
+        out = self.params[-1]
+        for wi, xi in zip(self.params, x):
             out = out + wi * xi
         return out
 
     def parameters(self):
-        return self.w + [self.b]
+        return list(self.params)
 
     def zero_grad(self):
-        for p in self.parameters():
-            p.grad = 0.0
+        for param in self.params:
+            param.grad = 0.0
 
 
 class Session:
-    """Answers requests against one set of modules (`engine`, `nn`, `train`)."""
+    """Answers requests against one set of modules (`engine`, `nn`, `train`).
 
-    def __init__(self, load_module, root="."):
+    `ask(kind, **payload)` puts a question to the grader in the middle of a request and returns its answer:
+    "order" (an order for backpropagation) and, on the course engine, "backward" (the gradients).
+    With `course_engine`, engine.py is the course's public forward code and backward() is the grader's.
+    """
+
+    def __init__(self, load_module, root=".", ask=None, course_engine=False):
         self._load_module = load_module
         self.root = root  # the folder holding the student's files (and the public tests)
+        self.ask = ask
+        self.course_engine = course_engine
+        self._engine_ready = False
 
     def module(self, name):
+        if self.course_engine and not self._engine_ready:
+            self._engine_ready = True
+            value = self._load_module("engine").Value
+            value.backward = lambda root: course_backward(root, 1.0, self.ask)
         return self._load_module(name)
+
+    def backpropagate(self, root, upstream):
+        """Backward from root with gradient `upstream`, trusting nothing of the student's backward(); the trace
+        of the student's closures (None on the course engine, which has none)."""
+        if self.course_engine:
+            course_backward(root, upstream, self.ask)
+            return None
+        return trusted_backward(root, upstream, self.ask)
 
     @property
     def Value(self):
@@ -183,7 +231,7 @@ class Session:
         root = built[-1]
         trace = None
         if backward == "trusted":
-            trace = trusted_backward(root, upstream)
+            trace = self.backpropagate(root, upstream)
         else:
             root.backward()
         return {
@@ -224,17 +272,16 @@ class Session:
                 params = list(model.parameters())
             except TypeError:
                 raise WrongType("parameters() must return a list of Values") from None
-            position = {id(p): i for i, p in enumerate(contract_parameters(model, kind))}
+            place = {id(p): place for place, p in contract_places(model, kind)}
             answer.update(count=len(params), distinct=len({id(p) for p in params}),
-                          order=[position.get(id(p), -1) for p in params])
+                          order=[place.get(id(p), [-1, -1]) for p in params])
         return answer
 
     def cmd_model_forward(self, kind, args, params, x, upstream, kwargs=None, x_as_values=True):
         """Forward with injected parameters (set through the contract's attributes), then trusted backward."""
         model = self.build_model(kind, args, kwargs or {})
-        canonical = contract_parameters(model, kind)
-        for p, value in zip(canonical, params):
-            p.data = value
+        neurons = neurons_of(model, kind)
+        set_per_neuron(neurons, params, "data")
         inputs = [self.Value(v) for v in x] if x_as_values else list(x)
         out = model(inputs)
         single = isinstance(out, self.Value)
@@ -244,23 +291,21 @@ class Session:
         loss = outs[0] * upstream[0]
         for o, u in zip(outs[1:], upstream[1:]):
             loss = loss + o * u
-        trusted_backward(loss, 1.0)
+        self.backpropagate(loss, 1.0)
         return {
             "single": single,
             "out": numbers([o.data for o in outs], "output"),
-            "param_grads": numbers([p.grad for p in canonical], "parameter grad"),
+            "param_grads": per_neuron(neurons, "grad"),
             "x_grads": numbers([v.grad for v in inputs], "input grad") if x_as_values else [],
         }
 
     def cmd_zero_grad(self, kind, args, grads):
         model = self.build_model(kind, args, {})
-        canonical = contract_parameters(model, kind)
-        for p, g in zip(canonical, grads):
-            p.grad = g
-        data = numbers([p.data for p in canonical], "data")
+        neurons = neurons_of(model, kind)
+        set_per_neuron(neurons, grads, "grad")
+        data = per_neuron(neurons, "data")
         model.zero_grad()
-        return {"grads": numbers([p.grad for p in canonical], "grad"),
-                "data_kept": numbers([p.data for p in canonical], "data") == data}
+        return {"grads": per_neuron(neurons, "grad"), "data_kept": per_neuron(neurons, "data") == data}
 
     # ------------------------------------------------------------------ training
 
@@ -269,7 +314,7 @@ class Session:
         loss = getattr(self.module("train"), fn_name)(vs, *rest)
         if not isinstance(loss, self.Value):
             raise WrongType(f"{fn_name}() returned a {type(loss).__name__}, expected a Value")
-        trusted_backward(loss, 1.0)
+        self.backpropagate(loss, 1.0)
         return {"data": number(loss.data, "loss"), "grads": numbers([v.grad for v in vs], "grad")}
 
     def cmd_mse_loss(self, ypred, ys):
@@ -305,33 +350,70 @@ class Session:
         try:
             fn()
         except AssertionError as exc:
-            feedback = getattr(exc, "feedback", None)
-            return {"status": "failed", "feedback": feedback if isinstance(feedback, dict) else None,
+            return {"status": "failed", "feedback": public_feedback(getattr(exc, "feedback", None)),
                     "text": str(exc)[:2000]}
         except NotImplementedError as exc:
             return {"status": "todo", "feedback": None, "text": str(exc)[:500]}
         return {"status": "passed", "feedback": None, "text": ""}
 
 
+PUBLIC_FEEDBACK_PARAMS = ("what", "inputs", "expected", "got")
+
+
+def public_feedback(feedback):
+    """A public check's feedback as texts (the grader words it): {"id", "params"} or None."""
+    if not isinstance(feedback, dict) or not isinstance(feedback.get("params"), dict):
+        return None
+    params = feedback["params"]
+    return {"id": str(feedback.get("id"))[:64],
+            "params": {k: str(params[k])[:2000] for k in PUBLIC_FEEDBACK_PARAMS if k in params}}
+
+
 def operand(built, ref):
     return built[ref] if isinstance(ref, int) else ref["const"]
 
 
+MAX_CALL_LOG = 10_000
+
+
 def record_and_pass(index, node, children, log):
     def _backward():
-        log.append(index)
+        if len(log) < MAX_CALL_LOG:
+            log.append(index)
         for child, local_derivative in children:
             child.grad += local_derivative * node.grad
     return _backward
 
 
-def contract_parameters(model, kind):
-    """The parameters in the contract's order, found through the attributes w, b, neurons, layers."""
+def neurons_of(model, kind):
+    """The model's neurons, found through the contract's attributes `neurons` and `layers`, layer by layer."""
     if kind == "neuron":
-        return list(model.w) + [model.b]
+        return [model]
     if kind == "layer":
-        return [p for n in model.neurons for p in contract_parameters(n, "neuron")]
-    return [p for layer in model.layers for p in contract_parameters(layer, "layer")]
+        return list(model.neurons)
+    return [n for layer in model.layers for n in layer.neurons]
+
+
+def per_neuron(neurons, attribute):
+    """The `attribute` ("data" or "grad") of each neuron's weights and bias: [{"w": [...], "b": x}, ...]."""
+    return [{"w": numbers([getattr(w, attribute) for w in n.w], attribute), "b": number(getattr(n.b, attribute),
+                                                                                         attribute)}
+            for n in neurons]
+
+
+def set_per_neuron(neurons, values, attribute):
+    for n, given in zip(neurons, values):
+        for w, x in zip(n.w, given["w"]):
+            setattr(w, attribute, x)
+        setattr(n.b, attribute, given["b"])
+
+
+def contract_places(model, kind):
+    """(place, parameter) for every weight and bias: place = [neuron, weight index], or [neuron, -1] for a bias."""
+    for i, n in enumerate(neurons_of(model, kind)):
+        yield [i, -1], n.b
+        for k, w in enumerate(n.w):
+            yield [i, k], w
 
 
 def describe_model(model, kind):
@@ -361,13 +443,14 @@ def describe_exception(exc):
     for frame in traceback.extract_tb(exc.__traceback__):
         name = os.path.basename(frame.filename)
         if name in STUDENT_FILES or "/tests/" in frame.filename:
-            frames.append({"file": name, "line": frame.lineno, "function": frame.name, "code": frame.line or ""})
+            frames.append({"file": name[:200], "line": frame.lineno or 0, "function": frame.name[:200],
+                           "code": (frame.line or "")[:300]})
     if isinstance(exc, SyntaxError) and exc.filename:
-        frames.append({"file": os.path.basename(exc.filename), "line": exc.lineno or 0, "function": "",
-                       "code": (exc.text or "").strip()})
+        frames.append({"file": os.path.basename(exc.filename)[:200], "line": exc.lineno or 0, "function": "",
+                       "code": (exc.text or "").strip()[:300]})
     message = exc.msg if isinstance(exc, SyntaxError) else str(exc)
     return {
-        "type": type(exc).__name__,
+        "type": type(exc).__name__[:100],
         "harness": isinstance(exc, WrongType),
         "message": message[:1000],
         "traceback": frames[-8:],
@@ -396,7 +479,7 @@ class CappedOutput:
         return text
 
 
-def serve(code_dir, output_limit=65536):
+def serve(code_dir, output_limit=65536, course_engine=False):
     # The protocol gets private copies of stdin/stdout; fd 0 and 1 then lead nowhere, so nothing student code
     # prints (print, os.write(1, ...), a subprocess) can be taken for a reply.
     requests = os.fdopen(os.dup(0), "r", encoding="utf-8")
@@ -407,7 +490,19 @@ def serve(code_dir, output_limit=65536):
     output = CappedOutput(output_limit)
     sys.stdout = sys.stderr = output
     sys.path.insert(0, code_dir)
-    session = Session(importlib.import_module, code_dir)
+
+    def ask(kind, **payload):
+        """One question to the grader inside the current request; its one-line answer comes back on stdin.
+        The grader decides which questions a request may ask and refuses the rest."""
+        replies.write(json.dumps({"ask": kind, **payload}) + "\n")
+        replies.flush()
+        answer = json.loads(requests.readline() or "null")
+        if not isinstance(answer, dict) or "refused" in answer:
+            why = answer.get("refused") if isinstance(answer, dict) else "no answer"
+            raise WrongType(f"the grader could not answer ({why})")
+        return answer
+
+    session = Session(importlib.import_module, code_dir, ask, course_engine)
     for line in requests:
         request = json.loads(line)
         try:
@@ -425,4 +520,5 @@ def serve(code_dir, output_limit=65536):
 
 if __name__ == "__main__":
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 3000))
-    serve(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 65536)  # CODE_DIR [OUTPUT_LIMIT]
+    # CODE_DIR OUTPUT_LIMIT [course-engine]
+    serve(sys.argv[1], int(sys.argv[2]), course_engine=sys.argv[3:] == ["course-engine"])

@@ -60,7 +60,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "backward_skips_nodes": {
         "en": "backward() never called _backward of {missing} of the {total} inner nodes: does the topological "
               "sort visit every node of _prev?",
-        "zh": "backward() 没有调用 {total} 个中间节点中 {missing} 个节点的 _backward：拓扑排序是否遍历了 _prev 中的每个节点？",
+        "zh": "backward() 没有调用 {total} 个中间节点中 {missing} 个节点的 _backward："
+              "拓扑排序是否遍历了 _prev 中的每个节点？",
     },
     "backward_repeats_nodes": {
         "en": "backward() called a node's _backward {times} times: keep a visited set so each node is sorted once",
@@ -69,7 +70,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "backward_wrong_order": {
         "en": "backward() called a node's _backward before the node had received all of its gradient: go through "
               "the topological order in reverse (did you forget reversed()?)",
-        "zh": "backward() 在某个节点的梯度还没有收齐时就调用了它的 _backward：应按拓扑序的逆序调用（是否忘了 reversed()？）",
+        "zh": "backward() 在某个节点的梯度还没有收齐时就调用了它的 _backward："
+              "应按拓扑序的逆序调用（是否忘了 reversed()？）",
     },
     "backward_wrong": {
         "en": "backward(): node {node} has gradient {got}, expected {expected}",
@@ -122,7 +124,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "{model} 的输出不对：x = {x} 时应为 {expected}，实际为 {got}",
     },
     "model_gradients": {
-        "en": "{model}: parameter gradients after backpropagation are wrong for x = {x}: expected {expected}, got {got}",
+        "en": "{model}: parameter gradients after backpropagation are wrong for x = {x}: expected {expected}, "
+              "got {got}",
         "zh": "{model}：x = {x} 时反向传播后参数的梯度不对：应为 {expected}，实际为 {got}",
     },
     # ------------------------------------------------------------------ training
@@ -137,7 +140,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "sgd_step": {
         "en": "sgd_step must do p.data -= lr * p.grad: for (data, grad) = {before} and lr = 0.1 expected {expected}, "
               "got {got}",
-        "zh": "sgd_step 应执行 p.data -= lr * p.grad：(data, grad) = {before}、lr = 0.1 时应为 {expected}，实际为 {got}",
+        "zh": "sgd_step 应执行 p.data -= lr * p.grad：(data, grad) = {before}、lr = 0.1 时应为 {expected}，"
+              "实际为 {got}",
     },
     "sgd_step_changes_grad": {
         "en": "sgd_step must change only p.data, not p.grad: for (data, grad) = {before} the gradient became {got}",

@@ -121,6 +121,9 @@ def compiles(text: str, name: str) -> bool:
 # ---------------------------------------------------------------------- finding the edits
 
 
+Positioned = ast.expr | ast.stmt  # the nodes that edits touch: they have a line and column
+
+
 class Source:
     """The text of one file, with AST positions (line, UTF-8 byte column) turned into string offsets."""
 
@@ -135,28 +138,29 @@ class Source:
         line_text = self.text[start:self.line_starts[line] - 1]
         return start + len(line_text.encode("utf-8")[:byte_col].decode("utf-8"))
 
-    def start(self, node: ast.AST) -> int:
+    def start(self, node: Positioned) -> int:
         return self.offset(node.lineno, node.col_offset)
 
-    def end(self, node: ast.AST) -> int:
+    def end(self, node: Positioned) -> int:
+        assert node.end_lineno is not None and node.end_col_offset is not None  # ast.parse sets them
         return self.offset(node.end_lineno, node.end_col_offset)
 
-    def code(self, node: ast.AST) -> str:
+    def code(self, node: Positioned) -> str:
         return self.text[self.start(node):self.end(node)]
 
-    def operand(self, node: ast.AST, binding: int) -> str:
+    def operand(self, node: Positioned, binding: int) -> str:
         """The node's code, in parentheses if it binds less tightly than where it is put needs."""
         return self.code(node) if binds(node) >= binding else f"({self.code(node)})"
 
-    def indent(self, node: ast.AST) -> str | None:
+    def indent(self, node: Positioned) -> str | None:
         """The whitespace before a statement that starts its own line; None after a `;`."""
         before = self.text[self.line_starts[node.lineno - 1]:self.start(node)]
         return before if not before.strip() else None
 
-    def replace(self, node: ast.AST, replacement: str, operator: str) -> Edit:
+    def replace(self, node: Positioned, replacement: str, operator: str) -> Edit:
         return Edit(self.start(node), self.end(node), replacement, operator, "")
 
-    def replace_symbol(self, node: ast.AST, left: ast.AST, right: ast.AST, old: str, new: str,
+    def replace_symbol(self, node: Positioned, left: Positioned, right: Positioned, old: str, new: str,
                        operator: str) -> Edit | None:
         """Replace the operator symbol `old` that stands between `left` and `right`, e.g. `+=` or `>`."""
         start, end = self.end(left) - self.start(node), self.start(right) - self.start(node)
@@ -181,7 +185,8 @@ def binds(node: ast.AST) -> int:
 def find_edits(text: str, tree: ast.Module, regions: list[tuple[int, int]]) -> list[Edit]:
     source = Source(text)
 
-    def inside(node: ast.AST) -> bool:
+    def inside(node: Positioned) -> bool:
+        assert node.end_lineno is not None  # ast.parse sets it
         return any(begin < node.lineno and node.end_lineno < end for begin, end in regions)
 
     edits: list[Edit | None] = []
@@ -211,7 +216,7 @@ def expression_edits(source: Source, node: ast.AST) -> Iterator[Edit | None]:
             yield source.replace(node, swapped, "swap_operands")
     elif isinstance(node, ast.Constant) and isinstance(node.value, bool):
         yield source.replace(node, repr(not node.value), "negate")
-    elif isinstance(node, ast.Constant) and type(node.value) in (int, float):
+    elif isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):  # bool is handled above
         for value in CONSTANTS:
             if value != node.value:
                 yield source.replace(node, repr(type(node.value)(value)), "constant")

@@ -17,11 +17,11 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Hashable, Iterable
+from typing import Hashable, Iterable, TypeVar
 from urllib.parse import quote
 
 from grader.formats import _LONE_SURROGATE, _labels as _report_labels, _late_detail, _num, _printable
-from grader.submission import FILE_HEADER, Submission
+from grader.submission import FILE_HEADER, Submission, cell_tags
 
 BINS = 10  # histogram bars over 0..max_score
 TOP_MESSAGES = 3  # most frequent feedback messages shown per test
@@ -330,19 +330,24 @@ def _definitions(source: str) -> dict[str, int]:
     found: dict[str, int] = {}
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            assert node.end_lineno is not None  # ast.parse sets it
             found[node.name] = node.end_lineno
         if isinstance(node, ast.ClassDef):
             for item in node.body:
                 if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    assert item.end_lineno is not None
                     found[f"{node.name}.{item.name}"] = item.end_lineno
     return found
 
 
-def _place_tests(tests: list[dict], places: dict[Hashable, dict[str, int]]
-                 ) -> tuple[dict[tuple[Hashable, int], list[dict]], list[dict]]:
+Place = TypeVar("Place", bound=Hashable)  # a file's name, or a notebook cell's index
+
+
+def _place_tests(tests: list[dict], places: dict[Place, dict[str, int]]
+                 ) -> tuple[dict[tuple[Place, int], list[dict]], list[dict]]:
     """Tests by where their feedback goes: (place, last line of the method, else of its class, as a method
     may be inherited or missing). Tests about nothing found there are returned apart, for the general section."""
-    placed: dict[tuple[Hashable, int], list[dict]] = defaultdict(list)
+    placed: dict[tuple[Place, int], list[dict]] = defaultdict(list)
     general = []
     for test in tests:
         where = _locate(test["function"], places)
@@ -353,7 +358,7 @@ def _place_tests(tests: list[dict], places: dict[Hashable, dict[str, int]]
     return placed, general
 
 
-def _locate(function: str | None, places: dict[Hashable, dict[str, int]]) -> tuple[Hashable, int] | None:
+def _locate(function: str | None, places: dict[Place, dict[str, int]]) -> tuple[Place, int] | None:
     """"Value.tanh": the method wherever it is, else the class Value; "mse_loss": the function."""
     if not function:
         return None
@@ -391,7 +396,7 @@ def _notebook_section(submission: Submission, tests: list[dict], labels: dict[st
     import nbformat  # only notebook pages pay for nbformat and nbconvert
 
     # Reading it back normalises any JSON shape (list sources, older versions) and gives a copy to annotate.
-    notebook = nbformat.reads(json.dumps(submission.notebook), as_version=4)
+    notebook = _inputs_only(nbformat.reads(json.dumps(submission.notebook), as_version=4))
     cells = _code_cells(notebook, submission.files)
     # Searched from the last cell: a function defined again later replaces the earlier one, as when run.
     placed, general = _place_tests(tests, {i: _definitions(cells[i]) for i in reversed(cells)})
@@ -405,6 +410,21 @@ def _notebook_section(submission: Submission, tests: list[dict], labels: dict[st
     return f'<section id="notebook" class="notebook"><h2>{labels["your_code"]}</h2>{body}</section>', general
 
 
+def _inputs_only(notebook):
+    """The cells' sources and tags, nothing else: outputs, execution counts, attachments and other metadata are
+    the student's too, and an output's metadata reaches nbconvert's HTML as attributes (a fake score drawn over
+    the page). What was graded is the code, so the code is what the page shows."""
+    from nbformat import from_dict
+
+    notebook.metadata = from_dict({"language_info": {"name": "python", "pygments_lexer": "ipython3"}})
+    for cell in notebook.cells:
+        cell.metadata = from_dict({"tags": cell_tags(cell)} if cell_tags(cell) else {})
+        cell.pop("attachments", None)
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    return notebook
+
+
 def _code_cells(notebook, files: Iterable[str]) -> dict[int, str]:
     """Index -> Python source of the code cells holding the submitted files, chosen as grader.submission
     chooses them (tagged with a file's name, else a first line naming the file), magics commented out."""
@@ -416,7 +436,7 @@ def _code_cells(notebook, files: Iterable[str]) -> dict[int, str]:
             continue
         lines = cell.source.splitlines()
         header = FILE_HEADER.match(lines[0]) if lines else None
-        if set(cell.metadata.get("tags", [])) & tags or (header and header.group("name") in files):
+        if set(cell_tags(cell)) & tags or (header and header.group("name") in files):
             cells[index] = "\n".join("# " + ln if ln.lstrip().startswith(("%", "!")) else ln for ln in lines)
     return cells
 
@@ -471,7 +491,8 @@ def _clean_html(text) -> str:
     import nh3
 
     text = text.decode() if isinstance(text, bytes) else str(text)
-    return nh3.clean(text, tags=set(_ALLOWED_TAGS), attributes={"*": _GENERIC_ATTRIBUTES, "a": {"href"}, "img": {"src"}},
+    return nh3.clean(text, tags=set(_ALLOWED_TAGS),
+                     attributes={"*": _GENERIC_ATTRIBUTES, "a": {"href"}, "img": {"src"}},
                      attribute_filter=_allowed_attribute, url_schemes={"http", "https", "mailto", "data"},
                      strip_comments=True, link_rel=None)
 

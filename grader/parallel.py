@@ -51,8 +51,9 @@ class GradeTask:
 
 
 def grade_task(task: GradeTask) -> dict:
-    """Grade one task and return its report as a dict. Never raises for anything a submission can do:
-    input that is not a submission gets a valid error report."""
+    """Grade one task and return its report as a dict. Never raises for anything a submission can do: input
+    that is not a submission, or that makes the grader fail, gets a valid error report. Only a broken course
+    (GradingError) or sandbox (SandboxError) raises: they are no student's doing."""
     return _grade(task)[0]
 
 
@@ -61,7 +62,11 @@ def grade_task_with_page(task: GradeTask) -> tuple[dict, str]:
     from grader.pages import feedback_page
 
     report, submission = _grade(task)
-    return report, feedback_page(report, submission, task.lang)
+    try:
+        return report, feedback_page(report, submission, task.lang)
+    except Exception as exc:  # the report stands; the page shows it without the code
+        _log(task, f"its feedback page could not show the code: {type(exc).__name__}: {exc}")
+        return report, feedback_page(report, None, task.lang)
 
 
 def _grade(task: GradeTask):
@@ -69,21 +74,52 @@ def _grade(task: GradeTask):
     from datetime import datetime, timezone
 
     from grader.course import find_course
+    from grader.formats import validate_report
     from grader.grading import grade_submission
+    from grader.runner import GradingError
+    from grader.sandbox import SandboxError
     from grader.scoring import error_report
     from grader.submission import Submission, SubmissionError, load_submission
 
     started_at, started = datetime.now(timezone.utc), time.perf_counter()
     assignment = find_course(task.course_root).assignment(task.assignment)
-    submitted_at = datetime.fromisoformat(task.submitted_at) if task.submitted_at else None
+
+    def failed(reason: str, reason_id: str) -> tuple[dict, None]:
+        report = error_report(assignment, task.student, task.path or "", reason, lang=task.lang,
+                              started_at=started_at, duration_s=time.perf_counter() - started, reason_id=reason_id)
+        return report.to_dict(), None
+
     try:
+        submitted_at = datetime.fromisoformat(task.submitted_at) if task.submitted_at else None
         if task.files is not None:
             submission = Submission(task.student, dict(task.files), "files", task.path or task.student, submitted_at)
         else:
+            assert task.path is not None  # a task has either files or a path
             submission = load_submission(task.path, assignment, task.student, submitted_at)
     except SubmissionError as exc:
-        report = error_report(assignment, task.student, task.path or "", str(exc), lang=task.lang,
-                              started_at=started_at, duration_s=time.perf_counter() - started)
-        return report.to_dict(), None
-    report = grade_submission(submission, assignment, lang=task.lang, seed=task.seed, slot=_slot)
-    return report.to_dict(), submission
+        return failed(str(exc), "not_a_submission")
+    try:
+        report = grade_submission(submission, assignment, lang=task.lang, seed=task.seed, slot=_slot).to_dict()
+        validate_report(report)
+        return report, submission
+    except (GradingError, SandboxError):
+        raise
+    except Exception as exc:  # whatever this submission made the grader do, it alone fails
+        reason = f"the grader could not grade this submission ({type(exc).__name__}: {_first_line(exc)})"
+        _log(task, reason)
+        return failed(f"{reason}; course staff can see the details", "grading_failed")
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else "no details"
+
+
+def _log(task: GradeTask, problem: str) -> None:
+    """For course staff: the batch's standard error."""
+    import sys
+    import traceback
+
+    from grader.formats import _printable
+
+    print(_printable(f"grader: {task.student}: {problem}\n{traceback.format_exc()}"), file=sys.stderr)

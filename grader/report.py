@@ -1,9 +1,63 @@
 """The score report: plain dataclasses that every later stage (formats, batch, gradebook) reads."""
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import asdict, dataclass, field
+from typing import overload
 
 SCHEMA_VERSION = "1"
+# Student code decides much of what a report says (exception messages, printed values): every part is bounded, so
+# that one student cannot make a report, a feedback page or the class dashboard of many megabytes.
+MAX_TEXT = 2000  # characters of one message parameter, feedback text or error message
+MAX_ITEMS = 20  # items of one list or object in a message's parameters
+MAX_DEPTH = 4  # nesting of a message's parameters
+MAX_REPORT_BYTES = 256 * 1024  # the whole report as JSON; beyond it, feedback details are dropped (and it says so)
+SHORT_TEXT = 200  # each feedback text, when the report is too large
+SHORTENED = {"id": "report_shortened",
+             "message": f"the feedback was shortened: the whole report was larger than {MAX_REPORT_BYTES // 1024} KiB"}
+
+
+def bounded_text(text: str, limit: int = MAX_TEXT) -> str:
+    """`text`, cut to `limit` characters with a marker that says how much was left out."""
+    return text if len(text) <= limit else f"{text[:limit]}… [{len(text) - limit} more characters]"
+
+
+def bounded(value: object, depth: int = 0) -> object:
+    """A message parameter as a report can hold it: text and lists cut (bounded_text, MAX_ITEMS), NaN, infinities
+    and integers beyond a float's range as text, anything else as its text."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, int):
+        return value if abs(value) <= 2 ** 53 else f"an integer of {value.bit_length()} bits"
+    if isinstance(value, str):
+        return bounded_text(value)
+    if depth >= MAX_DEPTH:
+        return "…"
+    if isinstance(value, (list, tuple)):
+        items = [bounded(v, depth + 1) for v in value[:MAX_ITEMS]]
+        return items + [f"… {len(value) - MAX_ITEMS} more"] if len(value) > MAX_ITEMS else items
+    if isinstance(value, dict):
+        kept = list(value.items())[:MAX_ITEMS]
+        return {bounded_text(str(k), 100): bounded(v, depth + 1) for k, v in kept}
+    return bounded_text(str(value))
+
+
+@overload
+def bounded_message(message: dict) -> dict: ...
+@overload
+def bounded_message(message: None) -> None: ...
+@overload
+def bounded_message(message: dict | None) -> dict | None: ...
+
+
+def bounded_message(message: dict | None) -> dict | None:
+    """A feedback message {"id", "params"} with every parameter bounded."""
+    if message is None:
+        return None
+    return {"id": bounded_text(str(message.get("id")), 100), "params": bounded(dict(message.get("params") or {}))}
 
 
 @dataclass
@@ -59,4 +113,21 @@ class Report:
     schema_version: str = SCHEMA_VERSION
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The report as JSON data, at most MAX_REPORT_BYTES: beyond it each test's feedback is cut to SHORT_TEXT
+        characters and its message parameters dropped, in report order, and an error entry says so."""
+        data = asdict(self)
+        for test in data["tests"]:
+            test["feedback"], test["message"] = bounded_text(test["feedback"]), bounded_message(test["message"])
+        errors = [{"id": bounded_text(str(e["id"]), 100), "message": bounded_text(str(e["message"]))}
+                  for e in data["errors"][:MAX_ITEMS]]
+        if len(data["errors"]) > MAX_ITEMS:
+            errors.append({"id": "more_errors", "message": f"… and {len(data['errors']) - MAX_ITEMS} more"})
+        data["errors"] = errors
+        if len(json.dumps(data, default=str)) > MAX_REPORT_BYTES:  # \u escapes: at least its size in UTF-8
+            for test in data["tests"]:
+                test["feedback"] = bounded_text(test["feedback"], SHORT_TEXT)
+                if test["message"] is not None:
+                    test["message"]["params"] = {}
+            data["errors"] = [{**e, "message": bounded_text(e["message"], SHORT_TEXT)} for e in data["errors"]]
+            data["errors"].append(dict(SHORTENED))
+        return data

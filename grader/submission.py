@@ -2,25 +2,38 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
+import os
 import re
+import stat
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 from grader.course import Assignment
+from grader.formats import _printable
 
 MAX_UNPACKED_BYTES = 20 * 1024 * 1024  # a zip larger than this when unpacked is refused (zip bombs)
 MAX_ZIP_ENTRIES = 2000
 MAX_FILE_BYTES = 20 * 1024 * 1024  # one file of a folder submission; real ones are a few KiB
 # In an untagged notebook, a cell whose first line names a file holds that file.
 FILE_HEADER = re.compile(r"^\s*(?:%%writefile\s+(?:-a\s+)?|#\s*(?:file:\s*)?)(?P<name>[\w.-]+\.py)\s*$")
+READ_SUFFIXES = (".py", ".ipynb")
+STAMP_SUFFIX = ".submission.json"  # <student>.submission.json beside (never inside) a submission: its time
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# Opening a name never follows a link at it, and never waits on a FIFO planted under it.
+_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
 
 
 class SubmissionError(Exception):
-    """The input is not a submission at all; the one-line message says what and where."""
+    """The input is not a submission at all; the one-line message says what and where (file names from a
+    student's zip or folder with their control characters and bidi marks shown as escapes)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(_printable(message))
 
 
 @dataclass(frozen=True)
@@ -58,15 +71,33 @@ def decode_source(data: bytes, where: str, problems: list[dict]) -> str:
         return data.decode("utf-8", errors="replace")
 
 
-def read_submitted_at(data: bytes, where: str) -> datetime | None:
+def parse_time(value: object, where: str) -> datetime:
+    """An ISO 8601 time with its zone, e.g. 2026-12-20T23:00:00+08:00; else a one-line SubmissionError."""
     try:
-        value = json.loads(data)["submitted_at"]
-        moment = datetime.fromisoformat(value)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise SubmissionError(f"{where}: needs {{\"submitted_at\": \"2026-12-20T23:00:00+08:00\"}} ({exc})") from None
+        moment = datetime.fromisoformat(value)  # type: ignore[arg-type]
+    except (ValueError, TypeError):
+        raise SubmissionError(f"{where}: {value!r} is not an ISO 8601 time such as 2026-12-20T23:00:00+08:00") from None
     if moment.tzinfo is None:
-        raise SubmissionError(f"{where}: submitted_at {value!r} needs a time zone, e.g. +08:00")
+        raise SubmissionError(f"{where}: {value!r} needs a time zone, e.g. +08:00")
     return moment
+
+
+def stamp_path(path: Path) -> Path:
+    """Where the course staff's time for the submission at `path` is: <student>.submission.json beside it."""
+    return path.with_name((path.name if path.is_dir() else path.stem) + STAMP_SUFFIX)
+
+
+def read_stamp(path: Path) -> datetime | None:
+    """The submission time from the file beside the submission, written by staff or the collection layer; None
+    when there is none. Never read from inside a submission: a student could write it there."""
+    stamp = stamp_path(path)
+    if not stamp.is_file():
+        return None
+    try:
+        value = json.loads(stamp.read_bytes())["submitted_at"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SubmissionError(f"{stamp}: needs {{\"submitted_at\": \"2026-12-20T23:00:00+08:00\"}} ({exc})") from None
+    return parse_time(value, f"{stamp}: submitted_at")
 
 
 def files_from_notebook(data: bytes, where: str, wanted: tuple[str, ...], problems: list[dict]) -> tuple[dict, dict]:
@@ -81,12 +112,13 @@ def files_from_notebook(data: bytes, where: str, wanted: tuple[str, ...], proble
     parts: dict[str, list[str]] = {}
     by_tag = {Path(name).stem: name for name in wanted}
     for cell in notebook.cells:
-        if cell.cell_type != "code":
+        if cell.get("cell_type") != "code" or not isinstance(cell.get("source"), str):
             continue
-        lines = cell.source.splitlines()
-        tags = [t for t in cell.get("metadata", {}).get("tags", []) if t in by_tag]
+        lines = _LONE_SURROGATE.sub("\ufffd", cell.source).splitlines()  # JSON can carry them; UTF-8 cannot
+        tags = [t for t in cell_tags(cell) if t in by_tag]
         header = FILE_HEADER.match(lines[0]) if lines else None
-        name = by_tag[tags[0]] if tags else (header.group("name") if header and header.group("name") in wanted else None)
+        name = (by_tag[tags[0]] if tags
+                else header.group("name") if header and header.group("name") in wanted else None)
         if name is None:
             continue
         if header:  # the %%writefile line is a notebook detail, not part of the file
@@ -96,19 +128,29 @@ def files_from_notebook(data: bytes, where: str, wanted: tuple[str, ...], proble
     return {name: "\n".join(lines) + "\n" for name, lines in parts.items()}, dict(notebook)
 
 
-def collect(entries: dict[str, bytes], source: str, kind: str, assignment: Assignment, student: str) -> Submission:
-    """Pick the assignment's files (or one notebook) out of a folder's or a zip's entries (posix relative paths)."""
-    problems: list[dict] = []
+def cell_tags(cell: dict) -> list[str]:
+    """A cell's tags; malformed metadata (`"tags": 5`) has none."""
+    metadata = cell.get("metadata")
+    tags = metadata.get("tags") if isinstance(metadata, dict) else None
+    return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
+
+
+def link_problem(path: str) -> dict:
+    return {"id": "symlink", "params": {"file": path, "text": f"{path} is a symbolic link; submit the file itself "
+                                                               "(it was not read)"}}
+
+
+def collect(entries: dict[str, bytes], links: list[str], source: str, kind: str, assignment: Assignment,
+            student: str) -> Submission:
+    """Pick the assignment's files (or one notebook) out of a folder's or a zip's entries (posix relative paths);
+    `links` are the entries that were symbolic links, reported and never read."""
+    problems: list[dict] = [link_problem(link) for link in links]
     entries = {p: d for p, d in entries.items() if "__MACOSX" not in p and not PurePosixPath(p).name.startswith(".")}
     wanted = assignment.files
     # Files may sit at the top or inside one folder (zips of a folder look like that).
     by_name: dict[str, list[str]] = {}
     for path in entries:
         by_name.setdefault(PurePosixPath(path).name, []).append(path)
-    submitted_at = None
-    if stamps := by_name.get("submission.json"):
-        stamp = min(stamps, key=len)  # the one nearest the top
-        submitted_at = read_submitted_at(entries[stamp], f"{source}/{stamp}")
     found = {name: min(by_name[name], key=len) for name in wanted if name in by_name}
     notebooks = [p for p in entries if p.endswith(".ipynb") and ".ipynb_checkpoints" not in p]
     if not found and len(notebooks) == 1:
@@ -118,8 +160,9 @@ def collect(entries: dict[str, bytes], source: str, kind: str, assignment: Assig
     elif not found:
         listing = ", ".join(sorted(entries)[:8]) or "nothing"
         extra = f" ({len(notebooks)} notebooks: say which one)" if notebooks else ""
+        linked = f"; {link_problem(links[0])['params']['text']}" if links else ""
         raise SubmissionError(f"{source}: none of {', '.join(wanted)} and no single notebook found{extra}; "
-                              f"it holds {listing}")
+                              f"it holds {listing}{linked}")
     else:
         files, notebook = {}, None
         for name, path in found.items():
@@ -127,68 +170,125 @@ def collect(entries: dict[str, bytes], source: str, kind: str, assignment: Assig
     for name in wanted:
         if name not in files:
             problems.append({"id": "missing_file", "params": {"file": name}})
-    return Submission(student, files, kind, source, submitted_at, notebook, problems)
+    return Submission(student, files, kind, source, None, notebook, problems)
 
 
-def read_folder(folder: Path) -> dict[str, bytes]:
-    entries = {}
-    for path in sorted(folder.rglob("*")):
-        relative = path.relative_to(folder)
-        if path.is_file() and len(relative.parts) <= 3 and (path.suffix in (".py", ".ipynb", ".json")):
-            if path.stat().st_size > MAX_FILE_BYTES:
-                raise SubmissionError(f"{path}: {path.stat().st_size} bytes is too large for a submission file")
-            entries[relative.as_posix()] = path.read_bytes()
-    return entries
-
-
-def read_zip(path: Path) -> dict[str, bytes]:
-    """The zip's entries, refusing paths that leave the archive and archives too large when unpacked."""
+def open_no_follow(name: str | Path, dir_fd: int | None = None, flags: int = os.O_RDONLY) -> int:
+    """Open `name` without following a link at it; a link is a SubmissionError (ELOOP), not its target."""
     try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise SubmissionError(f"{path}: not a readable zip file ({exc})") from None
-    with archive:
-        infos = [i for i in archive.infolist() if not i.is_dir()]
-        if len(infos) > MAX_ZIP_ENTRIES:
-            raise SubmissionError(f"{path}: {len(infos)} entries, more than the {MAX_ZIP_ENTRIES} allowed")
-        total = 0
-        entries = {}
-        for info in infos:
-            name = info.filename.replace("\\", "/")
-            parts = PurePosixPath(name).parts
-            if name.startswith("/") or ".." in parts or (parts and parts[0].endswith(":")):
-                raise SubmissionError(f"{path}: entry {info.filename!r} points outside the archive")
-            total += info.file_size
-            if total > MAX_UNPACKED_BYTES:
-                raise SubmissionError(f"{path}: more than {MAX_UNPACKED_BYTES // 2**20} MiB when unpacked")
-            if not name.endswith((".py", ".ipynb", ".json")):
+        return os.open(name, flags | _NO_FOLLOW, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SubmissionError(f"{name} is a symbolic link; submit the file itself") from None
+        raise SubmissionError(f"{name}: cannot be read ({exc.strerror or exc})") from None
+
+
+def read_regular(fd: int, where: str) -> bytes:
+    """The content of an open regular file (checked on the open file itself: no swap between check and read)."""
+    with open(fd, "rb", closefd=True) as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise SubmissionError(f"{where}: not a regular file")
+        data = file.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise SubmissionError(f"{where}: more than {MAX_FILE_BYTES} bytes is too large for a submission file")
+        return data
+
+
+def read_folder(folder: Path) -> tuple[dict[str, bytes], list[str]]:
+    """The .py and .ipynb files up to two folders deep, and the symbolic links met (never followed: a link to
+    the reference or to a root-only file must not become the student's code or feedback)."""
+    entries: dict[str, bytes] = {}
+    links: list[str] = []
+    directory = getattr(os, "O_DIRECTORY", 0)
+
+    def walk(dir_fd: int, prefix: str, depth: int) -> None:
+        with os.scandir(dir_fd) as listing:
+            items = sorted(listing, key=lambda item: item.name)
+        for item in items:
+            relative = prefix + item.name
+            if item.name.startswith(".") or item.name == "__MACOSX":
                 continue
-            try:
-                with archive.open(info) as member:
-                    data = member.read(MAX_UNPACKED_BYTES + 1)  # the header's size may lie
-            except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as exc:
-                raise SubmissionError(f"{path}: entry {info.filename!r} cannot be read ({exc})") from None
-            if len(data) > info.file_size:
-                raise SubmissionError(f"{path}: entry {info.filename!r} is larger than its header says")
-            entries[name] = data
-        return entries
+            if item.is_symlink():
+                links.append(relative)
+            elif item.is_dir(follow_symlinks=False):
+                if depth < 2:
+                    child = open_no_follow(item.name, dir_fd, os.O_RDONLY | directory)
+                    try:
+                        walk(child, relative + "/", depth + 1)
+                    finally:
+                        os.close(child)
+            elif item.name.endswith(READ_SUFFIXES) and item.is_file(follow_symlinks=False):
+                entries[relative] = read_regular(open_no_follow(item.name, dir_fd), f"{folder}/{relative}")
+
+    top = open_no_follow(folder, flags=os.O_RDONLY | directory)
+    try:
+        walk(top, "", 0)
+    finally:
+        os.close(top)
+    return entries, links
+
+
+def read_zip(path: Path) -> tuple[dict[str, bytes], list[str]]:
+    """The zip's entries and its symbolic links (never read), refusing paths that leave the archive and archives
+    too large when unpacked."""
+    with open(open_no_follow(path), "rb") as file:
+        try:
+            archive = zipfile.ZipFile(file)
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise SubmissionError(f"{path}: not a readable zip file ({exc})") from None
+        with archive:
+            return zip_entries(archive, path)
+
+
+def zip_entries(archive: zipfile.ZipFile, path: Path) -> tuple[dict[str, bytes], list[str]]:
+    infos = [i for i in archive.infolist() if not i.is_dir()]
+    if len(infos) > MAX_ZIP_ENTRIES:
+        raise SubmissionError(f"{path}: {len(infos)} entries, more than the {MAX_ZIP_ENTRIES} allowed")
+    total = 0
+    entries, links = {}, []
+    for info in infos:
+        name = info.filename.replace("\\", "/")
+        parts = PurePosixPath(name).parts
+        if name.startswith("/") or ".." in parts or (parts and parts[0].endswith(":")):
+            raise SubmissionError(f"{path}: entry {info.filename!r} points outside the archive")
+        total += info.file_size
+        if total > MAX_UNPACKED_BYTES:
+            raise SubmissionError(f"{path}: more than {MAX_UNPACKED_BYTES // 2**20} MiB when unpacked")
+        if stat.S_ISLNK(info.external_attr >> 16):
+            links.append(name)
+            continue
+        if not name.endswith(READ_SUFFIXES):
+            continue
+        try:
+            with archive.open(info) as member:
+                data = member.read(MAX_UNPACKED_BYTES + 1)  # the header's size may lie
+        except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as exc:
+            raise SubmissionError(f"{path}: entry {info.filename!r} cannot be read ({exc})") from None
+        if len(data) > info.file_size:
+            raise SubmissionError(f"{path}: entry {info.filename!r} is larger than its header says")
+        entries[name] = data
+    return entries, links
 
 
 def load_submission(path: str | Path, assignment: Assignment, student: str | None = None,
                     submitted_at: datetime | None = None) -> Submission:
-    """Read a folder of files, a .zip of them, a single .ipynb, or a folder holding one notebook."""
+    """Read a folder of files, a .zip of them, a single .ipynb, or a folder holding one notebook; nothing behind a
+    symbolic link is read. The time is `submitted_at`, else the one of <student>.submission.json beside PATH."""
     path = Path(path)
     student = student or path.stem
-    if not path.exists():
+    if not os.path.lexists(path):
         raise SubmissionError(f"{path}: no such file or folder")
+    if path.is_symlink():
+        raise SubmissionError(f"{path} is a symbolic link; submit the {'folder' if path.is_dir() else 'file'} itself")
     if path.is_dir():
-        submission = collect(read_folder(path), str(path), "folder", assignment, student)
+        submission = collect(*read_folder(path), str(path), "folder", assignment, student)
     elif path.suffix == ".zip":
-        submission = collect(read_zip(path), str(path), "zip", assignment, student)
+        submission = collect(*read_zip(path), str(path), "zip", assignment, student)
     elif path.suffix == ".ipynb":
         problems: list[dict] = []
-        # No submission.json for a lone notebook: beside it may stand other students' notebooks (a batch folder).
-        files, notebook = files_from_notebook(path.read_bytes(), str(path), assignment.files, problems)
+        data = read_regular(open_no_follow(path), str(path))
+        files, notebook = files_from_notebook(data, str(path), assignment.files, problems)
         missing = [{"id": "missing_file", "params": {"file": n}} for n in assignment.files if n not in files]
         submission = Submission(student, files, "notebook", str(path), None, notebook, problems + missing)
     else:
@@ -196,4 +296,4 @@ def load_submission(path: str | Path, assignment: Assignment, student: str | Non
         raise SubmissionError(f"{path}: expected a folder, a .zip or a .ipynb, not a {kind}")
     if not submission.files:
         raise SubmissionError(f"{path}: no code for {', '.join(assignment.files)} found in it")
-    return submission if submitted_at is None else dataclasses.replace(submission, submitted_at=submitted_at)
+    return dataclasses.replace(submission, submitted_at=submitted_at or read_stamp(path))

@@ -55,7 +55,6 @@ def mixed_class(tmp_path_factory) -> Path:
         z.writestr("../engine.py", "x = 1\n")
     gradescope = folder / "submission_1001"
     copy_sample("erin_bias_missing", gradescope)
-    (gradescope / "submission.json").unlink()
     (folder / "submission_metadata.yml").write_text(
         "submission_1001:\n"
         "  :submitters:\n"
@@ -80,9 +79,9 @@ def test_every_layout_is_found_with_its_student_id(mixed_class):
 def test_every_submission_gets_a_valid_report(batch_result):
     result, out = batch_result
     for student in result.reports:
-        report = load_report(out / f"{student}.json")
+        report = load_report(out / "students" / f"{student}.json")
         assert report["student"] == student
-        assert (out / f"{student}.html").is_file()
+        assert (out / "students" / f"{student}.html").is_file()
     statuses = {s: r["status"] for s, r in result.reports.items()}
     assert statuses == {"alice": "graded", "bob": "graded", "carol": "graded", "nora": "graded", "s1001": "graded",
                         "mallory": "graded", "empty": "error", "corrupt": "error", "slip": "error"}
@@ -122,7 +121,7 @@ def test_summary_and_dashboard_are_written(batch_result):
     assert summary["students"] == len(result.reports)
     assert set(summary["errored"]) >= {"empty", "corrupt", "slip"}
     page = (out / "index.html").read_text(encoding="utf-8")
-    assert 'id="histogram"' in page and "alice.html" in page
+    assert 'id="histogram"' in page and 'href="students/alice.html"' in page
 
 
 def test_two_submissions_claiming_one_id_is_an_error(tmp_path):
@@ -148,13 +147,13 @@ def test_resume_after_a_kill_grades_only_what_is_missing(tmp_path):
     run = subprocess.Popen(command + ["--out-dir", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            cwd=ROOT, start_new_session=True)
     deadline = time.monotonic() + 60
-    while len(list(out.glob("student*.json"))) < 4 and time.monotonic() < deadline:
+    while len(list(out.glob("students/student*.json"))) < 4 and time.monotonic() < deadline:
         time.sleep(0.05)
     import os
 
     os.killpg(run.pid, signal.SIGKILL)
     run.wait(timeout=30)
-    left = sorted(out.glob("student*.json"))
+    left = sorted(out.glob("students/student*.json"))
     assert 4 <= len(left) < 12
     for path in left:
         load_report(path)  # only complete, valid reports are left behind (a temporary file at most)
@@ -163,7 +162,7 @@ def test_resume_after_a_kill_grades_only_what_is_missing(tmp_path):
                              timeout=120, cwd=ROOT)
     assert resumed.returncode == 0, resumed.stderr
     assert f"graded {12 - len(left)}, up to date {len(left)}" in resumed.stdout
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # the killed run's temporaries are gone
+    assert not [p for p in out.rglob(".*")]  # the killed run's temporaries are gone
     assert (out / "gradebook.csv").read_text() == (tmp_path / "whole" / "gradebook.csv").read_text()
 
 

