@@ -102,7 +102,7 @@ class GradingPlugin:
         # One of each for the whole run (fixture setup per test is pytest's main cost); the function a test
         # is about is set on them before each test.
         value = reference_code(assignment.course.reference_dir).modules["engine"].Value
-        self._student = StudentCode(_OneAtATime(lambda: sandbox, self._stop_correct_engine), Questions(value, False))
+        self._student = StudentCode(_OneAtATime(lambda: sandbox, self.stop_correct_engine), Questions(value, False))
         self._on_correct_engine = StudentCode(_OneAtATime(self.correct_engine_sandbox, sandbox.stop),
                                               Questions(value, True), on_correct_engine=True)
         self.engine_verdict = EngineVerdict()
@@ -120,7 +120,7 @@ class GradingPlugin:
                                                    slot=2 * self.slot + 1, harness_args=("course-engine",))
         return self._correct_engine_sandbox
 
-    def _stop_correct_engine(self) -> None:
+    def stop_correct_engine(self) -> None:
         if self._correct_engine_sandbox is not None:
             self._correct_engine_sandbox.stop()
 
@@ -240,7 +240,7 @@ def run_hidden_tests(assignment: Assignment, files: dict[str, str], sandbox: San
             raise GradingError(f"the hidden tests did not run: {why}")
         # Asked after the tests, so that the sandbox boots while pytest configures and collects; by now the
         # modules are imported and this costs three short round trips.
-        plugin._stop_correct_engine()
+        plugin.stop_correct_engine()
         import_errors = import_problems(plugin.sandbox)
         return RunResult(plugin.outcomes, import_errors, plugin.sandbox.isolation, plugin.internal_errors)
     finally:
