@@ -16,6 +16,7 @@ from grader.compare import failure_feedback
 from grader.course import Assignment
 from grader.formats import _printable
 from grader.report import Report
+from grader.replies import REPLIES
 from grader.results import Outcome, RunResult
 from grader.sandbox import Sandbox
 from grader.scoring import build_report
@@ -45,7 +46,8 @@ def list_public_tests(folder: Path) -> list[PublicTest]:
 
 def run_public_test(sandbox: Sandbox, test: PublicTest, group: str | None) -> Outcome:
     started = time.perf_counter()
-    result = sandbox.call("public_test", {"folder": "tests", "module": test.module, "name": test.name})
+    result = sandbox.call("public_test", {"folder": "tests", "module": test.module, "name": test.name},
+                          shape=REPLIES["public_test"])
     status, message = "passed", None
     reply = result.value
     if result.status != "ok":  # the test module or the student's code raised, hung or crashed

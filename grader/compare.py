@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from grader import harness
 from grader.answers import in_process_ask
-from grader.replies import STUDENT_FILES
+from grader.replies import REPLIES, STUDENT_FILES
 
 REL_TOL, ABS_TOL = 1e-6, 1e-9
 
@@ -92,13 +92,13 @@ class StudentCode:
     on_correct_engine: bool = False  # the student's nn/train running on the course engine
 
     def call(self, cmd: str, **args: Any) -> Any:
-        return self._answer(self.sandbox.call(cmd, args, answer=self.questions.for_request(cmd)))
+        return self._answer(self.sandbox.call(cmd, args, shape=REPLIES[cmd], answer=self.questions.for_request(cmd)))
 
     def call_beside(self, reference: ReferenceCode, cmd: str, **args: Any) -> tuple[Any, Any]:
         """(student's answer, reference's answer): the reference computes while the sandbox does."""
         want = []
-        result = self.sandbox.call(cmd, args, meanwhile=lambda: want.append(reference.call(cmd, **args)),
-                                   answer=self.questions.for_request(cmd))
+        result = self.sandbox.call(cmd, args, shape=REPLIES[cmd], answer=self.questions.for_request(cmd),
+                                   meanwhile=lambda: want.append(reference.call(cmd, **args)))
         return self._answer(result), want[0] if want else reference.call(cmd, **args)
 
     def _answer(self, result) -> Any:

@@ -20,6 +20,7 @@ import pytest
 from grader.answers import Questions
 from grader.compare import EngineVerdict, Feedback, ReferenceCode, StudentCode, with_correct_engine_fallback
 from grader.course import Assignment
+from grader.replies import REPLIES
 from grader.results import Outcome, RunResult
 from grader.sandbox import Sandbox
 
@@ -201,9 +202,9 @@ class _OneAtATime:
         self._sandbox = sandbox  # made on first use
         self._stop_other = stop_other
 
-    def call(self, cmd, args, timeout=None, meanwhile=None, answer=None):
+    def call(self, cmd, args, *, shape, timeout=None, meanwhile=None, answer=None):
         self._stop_other()
-        return self._sandbox().call(cmd, args, timeout, meanwhile, answer)
+        return self._sandbox().call(cmd, args, shape=shape, timeout=timeout, meanwhile=meanwhile, answer=answer)
 
 
 def import_problems(sandbox: Sandbox) -> dict[str, dict]:
@@ -212,7 +213,7 @@ def import_problems(sandbox: Sandbox) -> dict[str, dict]:
     for name in MODULES:
         if sandbox.time_left <= 0:
             break  # the tests used the submission's time: nothing can be said about its imports
-        loaded = sandbox.call("load", {"names": [name], "required": CONTRACT})
+        loaded = sandbox.call("load", {"names": [name], "required": CONTRACT}, shape=REPLIES["load"])
         if loaded.status == "ok":
             assert isinstance(loaded.value, dict)  # the "load" reply's shape is a map of module names
             problems.update(loaded.value)

@@ -49,11 +49,11 @@ import time
 import weakref
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path, PurePosixPath
-from typing import IO, Callable, Iterable, Mapping, NoReturn
+from typing import IO, Callable, Iterable, NoReturn
 
 from grader.answers import Refused
 from grader.course import Limits
-from grader.replies import ANY, BOOLEAN, ERROR, REPLIES, BadReply, Record, Shape, Text, check
+from grader.replies import ANY, BOOLEAN, ERROR, BadReply, Record, Shape, Text, check
 
 HARNESS = Path(__file__).with_name("harness.py")  # the script every sandbox runs
 UID_BASE = 61000  # slot n runs as uid/gid UID_BASE + n when the grader is root
@@ -777,12 +777,11 @@ class Sandbox:
 
     def __init__(
         self, files: dict[str, str], limits: Limits, *, harness: Path = HARNESS, slot: int = 0,
-        mode: str | None = None, harness_args: tuple[str, ...] = (), replies: Mapping[str, Shape] = REPLIES
+        mode: str | None = None, harness_args: tuple[str, ...] = ()
     ) -> None:
         mode = _mode(mode)
         self.limits = limits
         self._harness_args = list(harness_args)  # after CODE_DIR OUTPUT_LIMIT on the harness's command line
-        self._replies = replies  # each request's reply shape (grader/replies.py)
         self._uid: int | None = None
         self._release_slot: Callable[[], object] = lambda: None
         if os.geteuid() == 0:
@@ -937,15 +936,15 @@ class Sandbox:
 
     # ---- public API
 
-    def call(self, cmd: str, args: dict, timeout: float | None = None,
+    def call(self, cmd: str, args: dict, *, shape: Shape, timeout: float | None = None,
              meanwhile: Callable[[], object] | None = None,
              answer: Callable[[dict], dict] | None = None) -> CallResult:
         """Send one request and wait (at most timeout, capped by the budget left) for its one-line reply.
 
-        `meanwhile` runs in this process once the request is on its way, while the child computes (the
-        grader computes the reference's answer there); its time counts towards the timeout. `answer` answers
-        the questions the child may ask before it replies (grader/answers.py); without it every one is refused.
-        The reply is checked against the shape declared for `cmd` (grader/replies.py) before it is returned."""
+        The reply's value is checked against `shape` (grader/replies.py) before it is returned. `meanwhile` runs
+        in this process once the request is on its way, while the child computes (the grader computes the
+        reference's answer there); its time counts towards the timeout. `answer` answers the questions the child
+        may ask before it replies (grader/answers.py); without it every one is refused."""
         if self._closed:
             raise RuntimeError("call() on a closed Sandbox")
         total = self.limits.total_timeout_s
@@ -957,7 +956,7 @@ class Sandbox:
         request = (json.dumps({"cmd": cmd, "args": args}) + "\n").encode()
         started = time.monotonic()
         try:
-            return self._exchange(request, started + limit, meanwhile, cmd, answer)
+            return self._exchange(request, started + limit, meanwhile, shape, answer)
         except _Timeout:
             self._shutdown(grace=0)
             if limit < wanted:
@@ -1014,7 +1013,7 @@ class Sandbox:
 
     # ---- the child
 
-    def _exchange(self, request: bytes, deadline: float, meanwhile: Callable[[], object] | None, cmd: str,
+    def _exchange(self, request: bytes, deadline: float, meanwhile: Callable[[], object] | None, shape: Shape,
                   answer: Callable[[dict], dict] | None) -> CallResult:
         if self._proc is None:
             self._start()
@@ -1029,7 +1028,7 @@ class Sandbox:
             except (ValueError, RecursionError):
                 self._crash(0, "reply was not valid JSON")
             if not (isinstance(message, dict) and "ask" in message):
-                return _typed_reply(message, self._replies[cmd], self.limits.output_bytes)
+                return _typed_reply(message, shape, self.limits.output_bytes)
             asked += 1
             if asked > MAX_QUESTIONS:
                 self._crash(0, f"asked the grader more than {MAX_QUESTIONS} questions in one call")
