@@ -45,10 +45,12 @@ def replay_in_process(submission: Path, runs: int) -> float:
     sys.path.insert(0, str(ROOT))
     from grader import harness, sandbox
     from grader.answers import in_process_ask
+    from grader.harness import load_commands
     from grader.course import find_course
     from grader.grading import grade_path
-    from grader.runner import load_reference
+    from grader.runner import import_modules
 
+    assignment = find_course(ROOT).assignment("micrograd")
     requests = []
     original = sandbox.Sandbox.call
 
@@ -58,14 +60,18 @@ def replay_in_process(submission: Path, runs: int) -> float:
 
     sandbox.Sandbox.call = recording
     try:
-        grade_path(submission, find_course(ROOT).assignment())
+        grade_path(submission, assignment)
     finally:
         sandbox.Sandbox.call = original
     sys.dont_write_bytecode = True  # leave no __pycache__ in the submission folder
-    modules = load_reference(submission)  # the student's files, imported the same way as the reference
+    # the student's files, imported the same way as the reference, and the questions the hidden tests answer
+    modules = import_modules(submission, assignment.modules)
+    answers = import_modules(assignment.autotests_dir, ("answers",))["answers"]
+    ask = in_process_ask(answers.questions(modules["engine"].Value))
+    commands = load_commands(assignment.harness)
     times = []
     for _ in range(runs):
-        session = harness.Session(modules.__getitem__, str(submission), ask=in_process_ask)
+        session = harness.Session(modules.__getitem__, commands, str(submission), ask=ask)
         started = time.perf_counter()
         for cmd, args in requests:
             if cmd not in ("load", "public_test"):
@@ -82,7 +88,7 @@ def class_folder(tmp: str, copies: int) -> tuple[Path, list[str]]:
     for i in range(copies):
         sample = SAMPLES[i % len(SAMPLES)]
         names.append(f"s{i:03d}_{sample}")
-        shutil.copytree(ROOT / "submissions" / sample, folder / names[-1])
+        shutil.copytree(ROOT / "submissions" / "micrograd" / sample, folder / names[-1])
         for source in (folder / names[-1]).glob("*.py"):
             source.write_text(source.read_text(encoding="utf-8") + f"# copy {i}\n", encoding="utf-8")
     return folder, names
@@ -103,7 +109,7 @@ def batch_rates(copies: int) -> tuple[float, float]:
 
 def compare_with(revision: str, runs: int, copies: int) -> None:
     """This tree against `revision`, interleaved run by run: grade medians, best batch rates, and ratios."""
-    alice = ROOT / "submissions" / "alice_correct"
+    alice = ROOT / "submissions" / "micrograd" / "alice_correct"
     with tempfile.TemporaryDirectory() as tmp:
         baseline = Path(tmp) / "baseline"
         subprocess.run(["git", "worktree", "add", "--detach", str(baseline), revision], cwd=ROOT, check=True,
@@ -143,7 +149,7 @@ def main() -> None:
     python = statistics.median(timed([sys.executable, "-c", "pass"]) for _ in range(options.runs))
     imports = statistics.median(timed([sys.executable, "-c", "import pytest, click, fastjsonschema"])
                                 for _ in range(options.runs))
-    alice = ROOT / "submissions" / "alice_correct"
+    alice = ROOT / "submissions" / "micrograd" / "alice_correct"
     grader("grade", str(alice), "--format", "json")  # warm the disk cache and the sandbox probe cache
     grade = statistics.median(grader("grade", str(alice), "--format", "json") for _ in range(options.runs))
     bare = replay_in_process(alice, options.runs)

@@ -266,7 +266,10 @@ def check_hidden_tests(assignment: Assignment) -> None:
 
     from grader.runner import PYTEST_ARGS
 
-    autotests = assignment.course.autotests_dir
+    from grader.runner import forget_other_hidden_tests
+
+    autotests = assignment.autotests_dir.resolve()
+    forget_other_hidden_tests(autotests)
     plugin = _CollectionErrors()
     code = pytest.main([str(autotests), "-c", str(autotests / "pytest.ini"), "--rootdir", str(autotests),
                         "--collect-only", *PYTEST_ARGS], plugins=[plugin])

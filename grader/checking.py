@@ -16,8 +16,9 @@ from grader.compare import failure_feedback
 from grader.course import Assignment
 from grader.formats import _printable
 from grader.report import Report
-from grader.replies import REPLIES
+from grader.replies import PUBLIC_TEST
 from grader.results import Outcome, RunResult
+from grader.grading import open_sandbox
 from grader.sandbox import Sandbox
 from grader.scoring import build_report
 from grader.submission import Submission
@@ -47,7 +48,7 @@ def list_public_tests(folder: Path) -> list[PublicTest]:
 def run_public_test(sandbox: Sandbox, test: PublicTest, group: str | None) -> Outcome:
     started = time.perf_counter()
     result = sandbox.call("public_test", {"folder": "tests", "module": test.module, "name": test.name},
-                          shape=REPLIES["public_test"])
+                          shape=PUBLIC_TEST)
     status, message = "passed", None
     reply = result.value
     if result.status != "ok":  # the test module or the student's code raised, hung or crashed
@@ -77,7 +78,7 @@ def check_submission(submission: Submission, assignment: Assignment, *, lang: st
     tests = [t for t in group_of if only is None or group_of[t] == only]
     files = dict(submission.files)
     files.update({f"tests/{p.name}": p.read_text(encoding="utf-8") for p in folder.glob("*.py")})
-    with Sandbox(files, assignment.limits) as sandbox:
+    with open_sandbox(assignment, files) as sandbox:
         outcomes = [run_public_test(sandbox, t, group_of[t]) for t in tests]
         isolation = sandbox.isolation
     groups = tuple(replace(g, points=float(sum(o.group == g.name for o in outcomes)))

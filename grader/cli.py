@@ -12,8 +12,9 @@ from grader.course import CourseError, find_course
 
 LANG = click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True,
                     help="Language of the feedback.")
-ASSIGNMENT = click.option("--assignment", "assignment_name", default="micrograd", show_default=True,
-                          help="Assignment name (a folder of the course's assignments/).")
+ASSIGNMENT = click.option("--assignment", "assignment_name", default=None,
+                          help="Assignment name (a folder of the course's assignments/). Default: the course's only "
+                          "assignment, else the one whose files the submission holds.")
 COURSE = click.option("--course", "course_dir", type=click.Path(file_okay=False, path_type=Path),
                       envvar="GRADER_COURSE", help="Course folder (assignments/, reference/, autotests/). "
                       "Default: $GRADER_COURSE, else the course installed with the grader.")
@@ -50,17 +51,18 @@ def require_isolation(allow_weak_sandbox: bool) -> None:
         click.echo(f"warning: {warning}", err=True)
 
 
-def load_assignment(course_dir: Path | None, name: str, hidden_tests: bool = False):
-    """The assignment; with hidden_tests, refuse a course without them (the student grader) in one line."""
+def load_assignment(course_dir: Path | None, name: str | None, hidden_tests: bool = False,
+                    submission: Path | None = None):
+    """The assignment (named, the only one, or the one `submission` is for); with hidden_tests, refuse a course
+    without them (the student grader) in one line."""
     try:
-        course = find_course(course_dir)
-        assignment = course.assignment(name)
+        assignment = find_course(course_dir).choose(name, submission)
     except CourseError as exc:
         raise InputError(str(exc)) from None
-    if hidden_tests and not course.has_hidden_tests:
-        raise InputError(f"the course in {course.root} has no hidden tests (no reference/ and autotests/): this "
-                         "is the student grader, which runs `grader check` only; grading needs the staff course "
-                         "(--course)")
+    if hidden_tests and not assignment.has_hidden_tests:
+        raise InputError(f"the course in {assignment.course.root} has no hidden tests for {assignment.name} (no "
+                         f"reference/{assignment.name}/ and autotests/{assignment.name}/): this is the student "
+                         "grader, which runs `grader check` only; grading needs the staff course (--course)")
     return assignment
 
 
@@ -103,7 +105,7 @@ def grade(path: Path, assignment_name: str, course_dir: Path | None, out: Path |
     from grader.submission import SubmissionError
 
     require_folder_of(out)
-    assignment = load_assignment(course_dir, assignment_name, hidden_tests=True)
+    assignment = load_assignment(course_dir, assignment_name, hidden_tests=True, submission=path)
     require_isolation(allow_weak_sandbox)
     from grader.runner import GradingError
     from grader.sandbox import SandboxError
@@ -156,7 +158,7 @@ def check(path: Path, assignment_name: str, course_dir: Path | None, lang: str, 
 
     require_folder_of(out)
 
-    assignment = load_assignment(course_dir, assignment_name)
+    assignment = load_assignment(course_dir, assignment_name, submission=path)
     try:
         submission = load_submission(path.resolve(), assignment)
     except SubmissionError as exc:
@@ -203,7 +205,7 @@ def batch(folder: Path, assignment_name: str, course_dir: Path | None, out_dir: 
     from grader.parallel import default_jobs
     from grader.sandbox import SandboxError
 
-    assignment = load_assignment(course_dir, assignment_name, hidden_tests=True)
+    assignment = load_assignment(course_dir, assignment_name, hidden_tests=True, submission=folder)
     require_isolation(allow_weak_sandbox)
     progress = TerminalProgress() if sys.stderr.isatty() else plain_progress
     try:
@@ -268,24 +270,25 @@ def schema() -> None:
 @ASSIGNMENT
 @COURSE
 @click.option("--check", is_flag=True, help="Change nothing; exit 1 with a diff when assignments/ is out of date.")
-def generate(assignment_name: str, course_dir: Path | None, check: bool) -> None:
-    """Write the student material assignments/NAME/ from reference/ (skeletons, notebook, READMEs, public tests)."""
-    from grader.generate import GenerateError, diff_assignment, write_assignment
+def generate(assignment_name: str | None, course_dir: Path | None, check: bool) -> None:
+    """Write the student material assignments/NAME/ from reference/NAME/ (skeletons, notebook, READMEs, public
+    tests, the harness commands and messages); every assignment of the course unless --assignment is given."""
+    from grader.generate import GenerateError, diff_assignment, reference_names, write_assignment
 
     try:
         root = find_course(course_dir).root
-        if check:
-            diff = diff_assignment(root, assignment_name)
-            if diff:
-                click.echo(diff, err=True)
-                raise click.ClickException(f"assignments/{assignment_name} is out of date: run `grader generate`")
-            click.echo(f"assignments/{assignment_name} is up to date")
-            return
-        changed = write_assignment(root, assignment_name)
+        for name in [assignment_name] if assignment_name else reference_names(root):
+            if check:
+                diff = diff_assignment(root, name)
+                if diff:
+                    click.echo(diff, err=True)
+                    raise click.ClickException(f"assignments/{name} is out of date: run `grader generate`")
+                click.echo(f"assignments/{name} is up to date")
+                continue
+            changed = write_assignment(root, name)
+            click.echo(f"wrote {len(changed)} file(s) in assignments/{name}" + "".join(f"\n  {p}" for p in changed))
     except (CourseError, GenerateError) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"wrote {len(changed)} file(s) in assignments/{assignment_name}" +
-               "".join(f"\n  {p}" for p in changed))
 
 
 @main.command()
@@ -349,7 +352,7 @@ def export_student_command(assignment_name: str, course_dir: Path | None, out: P
     from grader.export import ExportError, export_student
 
     try:
-        export_student(out, course_dir=course_dir, name=assignment_name)
+        export_student(out, course_dir=course_dir, name=load_assignment(course_dir, assignment_name).name)
     except ExportError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"wrote {out}: {assignment_name}/ (for students) and grader-src/ "
@@ -372,7 +375,8 @@ def export_gradescope_command(assignment_name: str, course_dir: Path | None, out
     from grader.export import ExportError, export_gradescope
 
     try:
-        export_gradescope(out, course_dir=course_dir, name=assignment_name)
+        export_gradescope(out, course_dir=course_dir,
+                          name=load_assignment(course_dir, assignment_name, hidden_tests=True).name)
     except ExportError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"wrote {out}: upload it to Gradescope (Configure Autograder, zip file upload)")

@@ -11,11 +11,11 @@ import builtins
 import json
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from grader import harness
-from grader.answers import in_process_ask
-from grader.replies import REPLIES, STUDENT_FILES
+from grader.replies import Shape
 
 REL_TOL, ABS_TOL = 1e-6, 1e-9
 
@@ -67,9 +67,10 @@ class Feedback(AssertionError):
 class ReferenceCode:
     """The reference, run in this (trusted) process through the same harness code as the student's."""
 
-    def __init__(self, modules: dict):
+    def __init__(self, modules: dict, commands: Any, ask: Callable[..., dict], files: tuple[str, ...]):
         self.modules = modules
-        self._session = harness.Session(modules.__getitem__, ask=in_process_ask)
+        self.commands = commands  # the assignment's harness commands module (its helpers, e.g. a model class)
+        self._session = harness.Session(modules.__getitem__, commands, ask=ask, files=files)
         self._answers: dict[str, str] = {}  # many inputs are the same for every student of a batch
 
     def call(self, cmd: str, **args: Any) -> Any:
@@ -84,30 +85,42 @@ class ReferenceCode:
 
 @dataclass
 class StudentCode:
-    """Student code behind the sandbox: results come back as numbers, failures as Feedback."""
+    """Student code behind the sandbox: results come back as numbers of their declared shape, failures as Feedback.
 
-    sandbox: Any  # grader.sandbox.Sandbox
+    `variant` is None for the student's own files; on a variant (assignment.toml), no text that student code
+    produced reaches the report (see exception_feedback)."""
+
+    sandbox: Any  # grader.sandbox.Sandbox, or anything with its call()
     questions: Any  # grader.answers.Questions: what the sandbox may ask the grader mid-request
+    shapes: Mapping[str, Shape]  # each command's reply shape
+    files: tuple[str, ...]  # the submission's file names
+    variant: str | None = None
     function: str | None = None  # the student function the current test is about
-    on_correct_engine: bool = False  # the student's nn/train running on the course engine
 
     def call(self, cmd: str, **args: Any) -> Any:
-        return self._answer(self.sandbox.call(cmd, args, shape=REPLIES[cmd], answer=self.questions.for_request(cmd)))
+        return self._answer(self.sandbox.call(cmd, args, shape=self._shape(cmd),
+                                              answer=self.questions.for_request(cmd)))
 
     def call_beside(self, reference: ReferenceCode, cmd: str, **args: Any) -> tuple[Any, Any]:
         """(student's answer, reference's answer): the reference computes while the sandbox does."""
         want = []
-        result = self.sandbox.call(cmd, args, shape=REPLIES[cmd], answer=self.questions.for_request(cmd),
+        result = self.sandbox.call(cmd, args, shape=self._shape(cmd), answer=self.questions.for_request(cmd),
                                    meanwhile=lambda: want.append(reference.call(cmd, **args)))
         return self._answer(result), want[0] if want else reference.call(cmd, **args)
+
+    def _shape(self, cmd: str) -> Shape:
+        if cmd not in self.shapes:
+            raise KeyError(f"no reply shape for {cmd!r}: add it to the reply_shapes fixture of the hidden tests")
+        return self.shapes[cmd]
 
     def _answer(self, result) -> Any:
         if result.status == "ok":
             return result.value
-        raise failure_feedback(result, self.function, keep_text=not self.on_correct_engine)
+        raise failure_feedback(result, self.function, keep_text=self.variant is None, files=self.files)
 
 
-def failure_feedback(result: Any, function: str | None, keep_text: bool = True) -> Feedback:
+def failure_feedback(result: Any, function: str | None, keep_text: bool = True,
+                     files: tuple[str, ...] = ()) -> Feedback:
     """What a sandbox call that did not answer (timeout, crash, exception) says about the student's code."""
     if result.status == "timeout":
         return Feedback("timeout", status="timeout", function=function, detail=result.detail)
@@ -115,7 +128,7 @@ def failure_feedback(result: Any, function: str | None, keep_text: bool = True) 
         return Feedback("crashed", status="error", function=function, detail=result.detail)
     if result.status == "malformed":
         return Feedback("wrong_type", function=function, detail=result.detail, where="")
-    return exception_feedback(result.error, function, keep_text)
+    return exception_feedback(result.error, function, keep_text, files)
 
 
 def describe_where(frames: list[dict]) -> str:
@@ -129,17 +142,17 @@ def builtin_exception(name: str) -> bool:
     return isinstance(candidate, type) and issubclass(candidate, BaseException)
 
 
-def exception_feedback(error: dict, function: str | None, keep_text: bool) -> Feedback:
+def exception_feedback(error: dict, function: str | None, keep_text: bool, files: tuple[str, ...] = ()) -> Feedback:
     """An exception in student code, with the student's own traceback lines only.
 
-    On the course engine (keep_text False) no text that student code produced reaches the report: not the
-    message, not its exception class's name, not a line of code, not a function name; only builtin exception
-    names, the three file names of the contract and line numbers."""
+    On a variant (keep_text False) no text that student code produced reaches the report: not the message, not
+    its exception class's name, not a line of code, not a function name; only builtin exception names, the
+    submission's file names (`files`) and line numbers."""
     frames = error["traceback"]
     if not keep_text:
         frames = [{"file": f["file"], "line": f["line"], "code": "",
                    "function": "<module>" if f["function"] == "<module>" else ""} for f in frames
-                  if f["file"] in STUDENT_FILES and f["file"] != "engine.py"]
+                  if f["file"] in files]
     where = describe_where(frames)
     kind = error["type"] if keep_text or builtin_exception(error["type"]) else "Exception"
     detail = error["message"] if keep_text else ""
@@ -157,129 +170,38 @@ def exception_feedback(error: dict, function: str | None, keep_text: bool) -> Fe
 
 
 @dataclass
-class EngineVerdict:
-    """Per submission: has a check already failed on the student's engine and passed on the reference engine?"""
+class Fallback:
+    """A submission's fallback for checks that may fail because of another of its files: the same student code
+    on a variant (assignment.toml) where that file is the course's. `preferred` turns on once a check failed on
+    the student's own files and passed on the variant: the variant is then tried first (fewer calls, same
+    verdicts)."""
 
-    broken: bool = False
+    own: StudentCode
+    variant: StudentCode
+    preferred: bool = False
 
+    def check(self, check: Callable[[StudentCode], None]) -> None:
+        """Pass when `check` passes on the student's own files or on the variant.
 
-def with_correct_engine_fallback(student: StudentCode, correct_engine: StudentCode | None,
-                                 check: Callable[[StudentCode], None], verdict: EngineVerdict) -> None:
-    """Pass when `check` passes on the student's code over either engine: theirs, or the reference's.
-
-    nn and training tests use this so that a bug in engine.py costs points in its own group only. Once the
-    student's engine is known to be broken, the reference engine is tried first (fewer calls; same verdicts).
-    When both fail, the student's own failure is reported if it is the same; otherwise the one on the
-    reference engine, which carries no text from student code (it could have read the reference engine).
-    """
-    if correct_engine is None:
-        check(student)
-        return
-    order = [correct_engine, student] if verdict.broken else [student, correct_engine]
-    failures: dict[bool, Feedback] = {}
-    for code in order:
-        try:
-            check(code)
-        except Feedback as failure:
-            failures[code is correct_engine] = failure
-            continue
-        if code is correct_engine and failures:
-            verdict.broken = True
-        return
-    own, on_correct = failures[False], failures[True]
-    raise own if same_failure(own, on_correct) else on_correct from None
+        When both fail, the student's own failure is reported if it is the same; otherwise the variant's,
+        which carries no text from student code."""
+        order = [self.variant, self.own] if self.preferred else [self.own, self.variant]
+        failures: dict[bool, Feedback] = {}
+        for code in order:
+            try:
+                check(code)
+            except Feedback as failure:
+                failures[code is self.variant] = failure
+                continue
+            if code is self.variant and failures:
+                self.preferred = True
+            return
+        own, on_variant = failures[False], failures[True]
+        raise own if same_failure(own, on_variant) else on_variant from None
 
 
 def same_failure(a: Feedback, b: Feedback) -> bool:
-    """Equal apart from exception text, which the correct-engine run withholds."""
+    """Equal apart from exception text, which a run on a variant withholds."""
     def strip(f: Feedback) -> tuple:
         return f.message_id, {k: v for k, v in f.params.items() if k not in ("detail", "type")}
     return strip(a) == strip(b)
-
-
-# ---------------------------------------------------------------------- pinpointing an operation
-
-# _op label -> (harness op, function name, how students call it)
-OPERATIONS = {
-    "+": ("+", "Value.__add__", "add (__add__)"),
-    "*": ("*", "Value.__mul__", "mul (__mul__)"),
-    "exp": ("exp", "Value.exp", "exp"),
-    "log": ("log", "Value.log", "log"),
-    "ReLU": ("relu", "Value.relu", "relu"),
-    "tanh": ("tanh", "Value.tanh", "tanh"),
-    "sigmoid": ("sigmoid", "Value.sigmoid", "sigmoid"),
-}
-OP_BY_REQUEST = {request: (function, name) for request, function, name in OPERATIONS.values()}
-OP_BY_REQUEST["**"] = ("Value.__pow__", "pow (__pow__)")
-
-
-def parse_op_label(label: str) -> tuple[str, float | None] | None:
-    """The harness op of a node's `_op` label, and the exponent for '**k'; None for unknown labels."""
-    if label in OPERATIONS:
-        return OPERATIONS[label][0], None
-    if label.startswith("**"):
-        try:
-            return "**", float(label[2:])
-        except ValueError:
-            return None
-    return None
-
-
-def describe_inputs(op: str, inputs: list[float], exponent: float | None = None) -> str:
-    if op == "**":
-        return f"x = {fmt(inputs[0])}, n = {fmt(exponent)}"
-    if len(inputs) == 1:
-        if op in ("+", "*"):
-            return f"x = {fmt(inputs[0])} on both sides (x {op} x)"
-        return f"x = {fmt(inputs[0])}"
-    return ", ".join(f"{name} = {fmt(v)}" for name, v in zip("ab", inputs))
-
-
-def operation_feedback(op: str, inputs: list[float], upstream: float, want: dict, got_data: float,
-                       got_grads: list[float], pregrads: list[float] | None = None,
-                       exponent: float | None = None) -> Feedback | None:
-    """Compare one operation's forward value and backward contributions; None when they agree."""
-    function, name = OP_BY_REQUEST[op]
-    where = describe_inputs(op, inputs, exponent)
-    names = ["x"] if len(inputs) == 1 else ["a", "b"]
-
-    def grads(values: list[float]) -> str:
-        return ", ".join(f"{n}.grad = {fmt(v)}" for n, v in zip(names, values))
-
-    if not close(got_data, want["data"]):
-        return Feedback("op_forward_wrong", function=function, op=name, inputs=where,
-                        expected=want["data"], got=got_data)
-    if not all_close(got_grads, want["grads"]):
-        # `=` where `+=` belongs, on any input: the gradient it already held is lost.
-        lost = [bool(p) and close(g, w - p) for g, w, p in zip(got_grads, want["grads"], pregrads or [])]
-        if any(lost) and all(lost_i or close(g, w) for lost_i, g, w in zip(lost, got_grads, want["grads"])):
-            assert pregrads is not None  # `lost` is all False without them
-            return Feedback("op_backward_overwrites", function=function, op=name, inputs=where,
-                            upstream=upstream, before=grads(pregrads), expected=grads(want["grads"]),
-                            got=grads(got_grads))
-        return Feedback("op_backward_wrong", function=function, op=name, inputs=where, upstream=upstream,
-                        expected=grads(want["grads"]), got=grads(got_grads))
-    return None
-
-
-def pinpoint_operation(trace: list[dict], reference: ReferenceCode) -> Feedback | None:
-    """The first node, in backward order, whose `_backward` added the wrong amount to its inputs."""
-    for node in trace:
-        parsed = parse_op_label(node["op"])
-        if parsed is None:
-            continue
-        op, exponent = parsed
-        inputs = [c["data"] for c in node["children"]]
-        if op in ("+", "*") and len(inputs) not in (1, 2) or op not in ("+", "*") and len(inputs) != 1:
-            continue
-        before = [c["before"] for c in node["children"]]
-        try:  # the inputs are the student's numbers: the reference may refuse them (log of -1)
-            want = reference.call("op", op=op, inputs=inputs, upstream=node["grad"], pregrads=before,
-                                  exponent=exponent, same=len(inputs) == 1 and op in ("+", "*"))
-        except (ArithmeticError, ValueError, TypeError, harness.WrongType):
-            continue
-        found = operation_feedback(op, inputs, node["grad"], want, node["data"],
-                                   [c["after"] for c in node["children"]], pregrads=before, exponent=exponent)
-        if found is not None:
-            return found
-    return None

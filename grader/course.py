@@ -5,7 +5,7 @@ import fnmatch
 import math
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -56,6 +56,38 @@ class Assignment:
     late: LatePolicy
     folder: Path  # the generated student material: assignments/<name>/
     course: Course
+    # module -> the names the hidden tests use; a module that imports without one of them was renamed or cut
+    contract: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # the course's own copies (public material in assignments/<name>/), used whatever the submission holds
+    given: tuple[str, ...] = ()
+    # variant -> the student files it replaces by the course's public copies (e.g. a correct engine)
+    variants: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    messages: dict[str, dict[str, str]] = field(default_factory=dict)  # messages.toml: id -> {language: text}
+
+    @property
+    def reference_dir(self) -> Path:
+        """The solution (with markers), its texts and public tests: reference/<name>/ (not in the student kit)."""
+        return self.course.root / "reference" / self.name
+
+    @property
+    def autotests_dir(self) -> Path:
+        """The hidden tests: autotests/<name>/ (not in the student kit)."""
+        return self.course.root / "autotests" / self.name
+
+    @property
+    def has_hidden_tests(self) -> bool:
+        """False in the student export, which carries neither the reference nor the hidden tests."""
+        return self.reference_dir.is_dir() and self.autotests_dir.is_dir()
+
+    @property
+    def modules(self) -> tuple[str, ...]:
+        """The submission's and the given Python modules, by import name."""
+        return tuple(Path(f).stem for f in self.files + self.given if f.endswith(".py"))
+
+    @property
+    def harness(self) -> Path:
+        """The assignment's harness commands (assignments/<name>/harness.py): copied into every sandbox."""
+        return self.folder / "harness.py"
 
     @property
     def max_score(self) -> float:
@@ -87,20 +119,27 @@ class Course:
     def assignments_dir(self) -> Path:
         return self.root / "assignments"
 
-    @property
-    def reference_dir(self) -> Path:
-        return self.root / "reference"
+    def names(self) -> list[str]:
+        return sorted(p.parent.name for p in self.assignments_dir.glob("*/assignment.toml"))
 
-    @property
-    def autotests_dir(self) -> Path:
-        return self.root / "autotests"
+    def choose(self, name: str | None, submission: Path | None = None) -> Assignment:
+        """`name`; else the course's only assignment; else the one whose files the submission holds (a folder
+        of them, a class folder of such folders, a .zip or a notebook naming them)."""
+        if name:
+            return self.assignment(name)
+        names = self.names()
+        if len(names) == 1:
+            return self.assignment(names[0])
+        held = _names_in(submission) if submission is not None else set()
+        assignments = [self.assignment(n) for n in names]
+        found = {a.name: len(held & set(a.files)) for a in assignments}
+        best = max(found.values(), default=0)
+        if best and list(found.values()).count(best) == 1:
+            return next(a for a in assignments if found[a.name] == best)
+        where = f" and {submission} does not tell which" if submission is not None else ""
+        raise CourseError(f"the course has several assignments ({', '.join(names)}){where}: pass --assignment NAME")
 
-    @property
-    def has_hidden_tests(self) -> bool:
-        """False in the student export, which carries neither the reference nor the hidden tests."""
-        return self.reference_dir.is_dir() and self.autotests_dir.is_dir()
-
-    def assignment(self, name: str = "micrograd") -> Assignment:
+    def assignment(self, name: str) -> Assignment:
         folder = self.assignments_dir / name
         settings = folder / "assignment.toml"
         if name in ("", ".", "..") or Path(name).name != name or not settings.is_file():
@@ -117,8 +156,8 @@ class Course:
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")  # Gradescope's
 KEYS = {  # what each table may hold: any other key is a typo that would silently change nothing
-    "": ("assignment", "groups", "limits", "late"),
-    "assignment": ("name", "title", "version", "files"),
+    "": ("assignment", "groups", "limits", "late", "contract", "variants"),
+    "assignment": ("name", "title", "version", "files", "given"),
     "groups.*": ("points", "title", "visibility", "functions"),
     "limits": ("call_timeout_s", "total_timeout_s", "memory_mb", "processes", "output_kb", "file_size_kb"),
     "late": ("due", "percent_per_day", "max_days"),
@@ -173,9 +212,59 @@ def parse_assignment(text: str, folder: Path, course: Course, source: Path) -> A
             ),
             folder=folder,
             course=course,
+            contract={module: tuple(_names(names, f"contract.{module}"))
+                      for module, names in _table(data, "contract").items()} if "contract" in data else {},
+            given=tuple(_names(meta.get("given", []), "assignment.given")),
+            variants={variant: tuple(_names(_required(table, "replace", f"variants.{variant}"),
+                                            f"variants.{variant}.replace"))
+                      for variant, table in _table(data, "variants").items()} if "variants" in data else {},
+            messages=_messages(folder / "messages.toml"),
         )
     except (tomllib.TOMLDecodeError, ValueError) as exc:
         raise CourseError(f"{source}: {exc}") from None
+
+
+def _names_in(path: Path) -> set[str]:
+    """File names a submission (or a class folder of them) holds, without reading any file's content."""
+    if path.is_file() and path.suffix == ".zip":
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(path) as archive:
+                return {Path(n).name for n in archive.namelist()}
+        except (OSError, zipfile.BadZipFile):
+            return set()
+    if path.is_file() and path.suffix == ".ipynb":
+        text = path.read_text(encoding="utf-8", errors="replace")
+        return {word.strip('"') for word in text.replace(",", " ").split() if word.strip('"').endswith(".py")}
+    if not path.is_dir():
+        return set()
+    found = set()
+    for child in path.iterdir():
+        found.add(child.name)
+        if child.is_dir() and not child.is_symlink():
+            found.update(grandchild.name for grandchild in child.iterdir())
+    return found
+
+
+def _names(value: object, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ValueError(f"{where} must be a list of names, not {value!r}")
+    return value
+
+
+def _messages(path: Path) -> dict[str, dict[str, str]]:
+    """The assignment's message catalogue: [id] tables of en/zh format strings (none: an empty catalogue)."""
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    for key, texts in data.items():
+        if not (isinstance(texts, dict) and all(isinstance(t, str) for t in texts.values())):
+            raise ValueError(f"{path}: [{key}] must hold texts, one per language (en = \"...\", zh = \"...\")")
+    return data
 
 
 def _only_known(table: dict, where: str) -> None:

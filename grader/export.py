@@ -13,12 +13,11 @@ Gradescope export, a zip (Gradescope unpacks it into /autograder/source):
     README.md       how to upload it and what students see
 
 Both copy the grader package that is running (leaving out an installed course in grader/_course and caches).
-The student copy also leaves out the staff tools (`STUDENT_OMIT`) and the grader code that spells out what students
-write (`STUDENT_STRIP`).
+The student copy also leaves out the staff tools (`STUDENT_OMIT`). Nothing else needs leaving out: the grader
+package holds no solution logic (what answers the sandboxes' questions lives with the hidden tests).
 """
 from __future__ import annotations
 
-import ast
 import json
 import os
 import shutil
@@ -40,13 +39,6 @@ else:  # pragma: no cover - Python 3.10
 DIST_NAME = "micrograd-grader"
 # Never copied: an installed course (the export brings its own), caches, editor and OS litter.
 SKIPPED = {"_course", "__pycache__", ".pytest_cache", ".ipynb_checkpoints", ".DS_Store"}
-# Top-level functions of the grader that implement what students must write (an order for backpropagation, a
-# backward pass). They answer the hidden tests' sandboxes only (`grader check` asks no questions), so the student
-# grader gets stubs that raise instead. The harness has nothing to strip: it runs in every sandbox, so it holds no
-# solution logic at all (docs/architecture.md).
-STUDENT_STRIP = {
-    "answers.py": ("backprop_order", "course_gradients"),
-}
 # Staff tools left out of the student grader whole: they work on the reference and the hidden tests only (and the
 # mutation operators' notes quote solution lines).
 STUDENT_OMIT = ("mutation.py", "selftest.py")
@@ -77,39 +69,12 @@ def copy_tree(source: Path, dest: Path) -> None:
         shutil.copyfile(path, dest / rel)
 
 
-def strip_definitions(text: str, names: tuple[str, ...], source: str) -> str:
-    """Replace the top-level functions and classes `names` with stubs that raise; the rest stays byte for byte."""
-    tree = ast.parse(text, filename=source)
-    found = {n.name: n for n in tree.body
-             if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n.name in names}
-    missing = [n for n in names if n not in found]
-    if missing:
-        raise ExportError(f"{source}: no top-level {missing[0]!r} to leave out of the student grader "
-                          "(update grader/export.py STUDENT_STRIP)")
-    lines = text.split("\n")
-    for node in sorted(found.values(), key=lambda n: n.lineno, reverse=True):
-        start = min([node.lineno] + [d.lineno for d in node.decorator_list])
-        error = f'raise RuntimeError("{node.name} is left out of the student grader: only grading uses it")'
-        if isinstance(node, ast.ClassDef):
-            stub = [f"class {node.name}:", "    def __init__(self, *args, **kwargs):", f"        {error}"]
-        else:
-            stub = [f"def {node.name}(*args, **kwargs):", f"    {error}"]
-        lines[start - 1:node.end_lineno] = stub
-    stripped = "\n".join(lines)
-    compile(stripped, source, "exec")
-    return stripped
-
-
 def copy_grader_package(dest: Path, *, student: bool) -> None:
-    """The running grader package into dest/grader/; for students without STUDENT_OMIT and STUDENT_STRIP."""
+    """The running grader package into dest/grader/; for students without STUDENT_OMIT."""
     copy_tree(package_dir(), dest / "grader")
     if student:
         for rel in STUDENT_OMIT:
             (dest / "grader" / rel).unlink(missing_ok=True)
-        for rel, names in STUDENT_STRIP.items():
-            target = dest / "grader" / rel
-            target.write_text(strip_definitions(target.read_text(encoding="utf-8"), names, f"grader/{rel}"),
-                              encoding="utf-8")
 
 
 def project_metadata() -> dict:
@@ -172,8 +137,9 @@ def write_grader_source(dest: Path, course: Course, name: str, *, student: bool)
     copy_tree(course.assignments_dir / name, dest / "assignments" / name)
     parts = ("assignments",) if student else ("assignments", "reference", "autotests")
     if not student:
-        copy_tree(course.reference_dir, dest / "reference")
-        copy_tree(course.autotests_dir, dest / "autotests")
+        assignment = course.assignment(name)
+        copy_tree(assignment.reference_dir, dest / "reference" / name)
+        copy_tree(assignment.autotests_dir, dest / "autotests" / name)
     version = grader.__version__
     if student:
         description = f"micrograd-grader {version} for students: `grader check` with the public tests of {name}"
@@ -199,7 +165,7 @@ def load_course(course_dir: str | os.PathLike | None, name: str) -> Course:
         course.assignment(name)
     except CourseError as exc:
         raise ExportError(str(exc)) from None
-    if course.reference_dir.is_dir():
+    if (course.root / "reference" / name).is_dir():
         from grader.generate import GenerateError, diff_assignment
 
         try:
@@ -207,7 +173,7 @@ def load_course(course_dir: str | os.PathLike | None, name: str) -> Course:
         except GenerateError as exc:
             raise ExportError(str(exc)) from None
         if stale:
-            raise ExportError(f"{course.assignments_dir / name} is out of date with {course.reference_dir}: "
+            raise ExportError(f"{course.assignments_dir / name} is out of date with reference/{name}/: "
                               "run `grader generate` first")
     return course
 
@@ -238,7 +204,7 @@ def _new_folder(out: Path) -> Iterator[Path]:
 # --- student export ---------------------------------------------------------------------------------------
 
 def export_student(out: str | os.PathLike, *, course_dir: str | os.PathLike | None = None,
-                   name: str = "micrograd") -> Path:
+                   name: str) -> Path:
     """Write OUT/NAME/ (the assignment folder) and OUT/grader-src/ (the grader with the public tests only);
     all or nothing: a failed export leaves no partly written OUT."""
     course = load_course(course_dir, name)
@@ -381,13 +347,13 @@ def gradescope_files(course: Course, name: str, staging: Path) -> dict[str, tupl
 
 
 def export_gradescope(out: str | os.PathLike, *, course_dir: str | os.PathLike | None = None,
-                      name: str = "micrograd") -> Path:
+                      name: str) -> Path:
     """Write the Gradescope autograder zip OUT (atomically: a reader sees the old zip or the new one)."""
     import tempfile
 
     course = load_course(course_dir, name)
-    if not course.has_hidden_tests:
-        raise ExportError(f"{course.root} has no hidden tests (reference/ and autotests/): "
+    if not course.assignment(name).has_hidden_tests:
+        raise ExportError(f"{course.root} has no hidden tests for {name} (reference/{name}/, autotests/{name}/): "
                           "a Gradescope bundle needs the staff course, not the student grader")
     out = Path(out)
     if out.is_dir():

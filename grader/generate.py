@@ -1,4 +1,4 @@
-"""Build the student material assignments/<name>/ from reference/.
+"""Build the student material assignments/<name>/ from reference/<name>/.
 
 reference/{engine,nn,train}.py   -> skeletons: each `### BEGIN SOLUTION` .. `### END SOLUTION` region
                                     becomes `raise NotImplementedError("<qualified name> is not written yet")`
@@ -151,15 +151,15 @@ def todo_list(todos: dict[str, list[str]]) -> str:
     return "\n".join(f"- `{file}`: " + ", ".join(f"`{n}`" for n in names) for file, names in todos.items())
 
 
-def build_assignment(course_root: Path, name: str = "micrograd") -> dict[str, bytes]:
+def build_assignment(course_root: Path, name: str) -> dict[str, bytes]:
     """Every file of assignments/<name>/, as relative path -> content."""
-    ref = Path(course_root) / "reference"
+    ref = Path(course_root) / "reference" / name
     toml_path = ref / "assignment.toml"
     toml_text = read_text(toml_path)
     try:
         settings = tomllib.loads(toml_text)
         meta, late = settings["assignment"], settings.get("late", {})
-        files = list(meta["files"])
+        files, given = list(meta["files"]), list(meta.get("given", []))
         # README placeholders, so the text never disagrees with assignment.toml.
         values = {"name": name, "due": str(late.get("due", "none")).replace("T", " "),
                   "percent_per_day": f"{late.get('percent_per_day', 0):g}", "max_days": str(late.get("max_days", "∞"))}
@@ -170,6 +170,10 @@ def build_assignment(course_root: Path, name: str = "micrograd") -> dict[str, by
         raise GenerateError(f"{toml_path}: describes assignment {meta.get('name')!r}, not {name!r}")
 
     out: dict[str, str] = {"assignment.toml": toml_text}
+    # Course files that ship as they are: the given modules, the harness commands, the feedback messages.
+    for file in [*given, "harness.py", "messages.toml"]:
+        if (ref / file).is_file() or file in given:
+            out[file] = read_text(ref / file)
     todos: dict[str, list[str]] = {}
     for file in files:
         out[file], todos[file] = make_skeleton(read_text(ref / file), str(ref / file))
@@ -188,7 +192,7 @@ def build_assignment(course_root: Path, name: str = "micrograd") -> dict[str, by
                 for p in sorted((student / "notebook").glob("*.md"))]
     if not sections:
         raise GenerateError(f"{student / 'notebook'}: no .md sections")
-    cells = {Path(f).stem: f"%%writefile {f}\n{out[f]}" for f in files}
+    cells = {Path(f).stem: f"%%writefile {f}\n{out[f]}" for f in given + files}
     cells["check"] = f"!grader check {name}.ipynb"
     out[f"{name}.ipynb"] = build_notebook(sections, cells)
 
@@ -198,8 +202,16 @@ def build_assignment(course_root: Path, name: str = "micrograd") -> dict[str, by
         text = content.decode("utf-8")
         out[f"template/{rel}"] = fill_template(text, readme_values, str(template / rel)) if rel == "README.md" else text
     if template.is_dir():
-        out.update({f"template/{file}": out[file] for file in files})
+        out.update({f"template/{file}": out[file] for file in given + files})
     return {rel: text.encode("utf-8") for rel, text in sorted(out.items())}
+
+
+def reference_names(course_root: Path) -> list[str]:
+    """The assignments the course's reference/ holds (each a folder with an assignment.toml)."""
+    names = sorted(p.parent.name for p in (Path(course_root) / "reference").glob("*/assignment.toml"))
+    if not names:
+        raise GenerateError(f"{Path(course_root) / 'reference'}: no assignment (a folder with assignment.toml)")
+    return names
 
 
 def _files_in(folder: Path) -> dict[str, bytes]:
@@ -210,7 +222,7 @@ def _files_in(folder: Path) -> dict[str, bytes]:
             if p.is_file() and not IGNORED.intersection(p.relative_to(folder).parts) and p.suffix != ".pyc"}
 
 
-def write_assignment(course_root: Path, name: str = "micrograd") -> list[str]:
+def write_assignment(course_root: Path, name: str) -> list[str]:
     """Write assignments/<name>/; return the changed paths (relative to the course root), stale ones removed."""
     course_root = Path(course_root)
     folder = course_root / "assignments" / name
@@ -232,7 +244,7 @@ def write_assignment(course_root: Path, name: str = "micrograd") -> list[str]:
     return sorted(f"assignments/{name}/{rel}" for rel in changed)
 
 
-def diff_assignment(course_root: Path, name: str = "micrograd") -> str:
+def diff_assignment(course_root: Path, name: str) -> str:
     """"" when assignments/<name>/ is up to date; otherwise a unified diff plus missing and stale files."""
     course_root = Path(course_root)
     wanted, present = build_assignment(course_root, name), _files_in(course_root / "assignments" / name)

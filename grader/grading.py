@@ -18,12 +18,24 @@ def default_seed(submission: Submission) -> int:
     return int(submission.sha256[:8], 16)
 
 
+def open_sandbox(assignment: Assignment, files: dict[str, str], *, slot: int = 0,
+                 variant: str | None = None) -> Sandbox:
+    """A sandbox for one submission's files and the assignment's harness. The assignment's given files are the
+    course's own copies whatever the submission holds, and a variant replaces the student files it names with
+    the course's public copies (assignment.toml)."""
+    replaced = assignment.given + (assignment.variants[variant] if variant else ())
+    course_files = {name: (assignment.folder / name).read_text(encoding="utf-8") for name in replaced}
+    return Sandbox({**files, **course_files}, assignment.limits, slot=slot,
+                   harness_files={"commands.py": assignment.harness},
+                   harness_args=(",".join(assignment.files), *([variant] if variant else [])))
+
+
 def grade_submission(submission: Submission, assignment: Assignment, *, lang: str = "en", seed: int | None = None,
                      slot: int = 0) -> Report:
     started_at, started = datetime.now(timezone.utc), time.perf_counter()
     seed = default_seed(submission) if seed is None else seed
     # The student's sandbox boots while pytest and the reference are imported (~0.15 s), not after.
-    sandbox = Sandbox(submission.files, assignment.limits, slot=2 * slot)
+    sandbox = open_sandbox(assignment, submission.files, slot=2 * slot)
     try:
         sandbox.start()
         from grader.runner import run_hidden_tests

@@ -42,7 +42,7 @@ class GradeTask:
 
     student: str
     course_root: str
-    assignment: str = "micrograd"
+    assignment: str
     path: str | None = None
     files: tuple[tuple[str, str], ...] | None = None
     submitted_at: str | None = None  # ISO 8601, e.g. from Gradescope's metadata

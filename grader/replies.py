@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -182,41 +183,20 @@ def check(value: Any, shape: Shape, path: str = "") -> Any:
         raise BadReply(path, "was nested too deeply") from None
 
 
-# ---------------------------------------------------------------------- the harness's requests
+# ---------------------------------------------------------------------- the requests every assignment has
 
-STUDENT_FILES = frozenset({"engine.py", "nn.py", "train.py"})
 FRAME = Record({"file": Text(200), "line": Integer(0, 10_000_000), "function": Text(200), "code": Text(300)})
 # An exception in student code (harness.describe_exception), or a module missing contract names ("load").
 ERROR = Record({"type": Text(100), "harness": BOOLEAN, "message": Text(1000), "traceback": ListOf(FRAME, 8),
                 "missing": ListOf(Text(100), 20)}, optional=frozenset({"harness", "missing"}))
+PUBLIC_TEST = Record({
+    "status": Text(choices=frozenset({"passed", "failed", "todo"})),
+    "feedback": Nullable(Record({"id": Text(64), "params": MapOf(
+        frozenset({"what", "inputs", "expected", "got"}), Text(2000))})),
+    "text": Text(2000),
+})
 
-NEURON = Record({"inputs": Integer(0, 10_000_000), "nonlin": BOOLEAN})
-PER_NEURON = ListOf(Record({"w": numbers(10_000), "b": NUMBER}), 10_000)
-LOSS = Record({"data": NUMBER, "grads": numbers(10_000)})
-TRACE_ENTRY = Record({"op": Text(40), "data": NUMBER, "grad": NUMBER,
-                      "children": ListOf(Record({"data": NUMBER, "before": NUMBER, "after": NUMBER}), 8)})
 
-REPLIES: dict[str, Shape] = {
-    "load": MapOf(frozenset({"engine", "nn", "train"}), ERROR),
-    "op": Record({"data": NUMBER, "grads": numbers(2)}),
-    "graph": Record({"data": numbers(1000), "grads": numbers(1000), "trace": Nullable(ListOf(TRACE_ENTRY, 500))}),
-    "dag": Record({"grads": numbers(100_000), "calls": ListOf(INDEX, 10_000)}),
-    "model_structure": Record({
-        "structure": AnyOf((NEURON, ListOf(NEURON, 10_000), ListOf(ListOf(NEURON, 10_000), 1000))),
-        "count": Integer(0, 10_000_000), "distinct": Integer(0, 10_000_000),
-        "order": ListOf(ListOf(Integer(-1, 10_000_000), 2, minimum=2), 100_000),
-    }, optional=frozenset({"count", "distinct", "order"})),
-    "model_forward": Record({"single": BOOLEAN, "out": numbers(10_000), "param_grads": PER_NEURON,
-                             "x_grads": numbers(10_000)}),
-    "zero_grad": Record({"grads": PER_NEURON, "data_kept": BOOLEAN}),
-    "mse_loss": LOSS,
-    "l2_penalty": LOSS,
-    "sgd_step": ListOf(ListOf(NUMBER, 2, minimum=2), 10_000),
-    "train": Record({"losses": numbers(100_000), "params": numbers(10_000)}),
-    "public_test": Record({
-        "status": Text(choices=frozenset({"passed", "failed", "todo"})),
-        "feedback": Nullable(Record({"id": Text(64), "params": MapOf(
-            frozenset({"what", "inputs", "expected", "got"}), Text(2000))})),
-        "text": Text(2000),
-    }),
-}
+def load_reply(modules: Iterable[str]) -> MapOf:
+    """The reply to `load`: module -> what went wrong importing it."""
+    return MapOf(frozenset(modules), ERROR)

@@ -1,33 +1,28 @@
 """Stage 3-4 of the pipeline: run the hidden tests (pytest, in this trusted process) against student code in the
 sandbox.
 
-The tests in `autotests/` receive fixtures from `GradingPlugin`: `student` (the submission behind the sandbox),
-`correct_engine` (the student's nn.py/train.py over the course engine: the public forward code of the
-skeleton, whose backward() the grader computes; started only when a test needs it), `reference` (the
-reference, in-process) and `rng` (seeded per test, so a grade is reproducible).
+The hidden tests in autotests/<assignment>/ are written with the public API of `grader.testing`, which is also
+the pytest plugin that gives them their fixtures; `GradingPlugin` here sets up what those fixtures serve (a
+`GradingRun`: the student's sandbox, the variants' sandboxes, the reference) and records each test's outcome.
 """
 from __future__ import annotations
 
-import importlib.util
-import random
+import importlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Callable
 
 import pytest
 
-from grader.answers import Questions
-from grader.compare import EngineVerdict, Feedback, ReferenceCode, StudentCode, with_correct_engine_fallback
+import grader.testing
+from grader.answers import Question, in_process_ask
+from grader.compare import Feedback, ReferenceCode
 from grader.course import Assignment
-from grader.replies import REPLIES
+from grader.harness import load_commands
+from grader.replies import load_reply
 from grader.results import Outcome, RunResult
 from grader.sandbox import Sandbox
-
-MODULES = ("engine", "nn", "train")
-# The names the hidden tests use: a module that imports without one of them was renamed or cut.
-CONTRACT = {"engine": ["Value"], "nn": ["Module", "Neuron", "Layer", "MLP"],
-            "train": ["mse_loss", "l2_penalty", "sgd_step", "train"]}
 
 # pytest's own plugins that grading does not use: fewer plugins, faster start.
 PYTEST_ARGS = ["--disable-plugin-autoload", "-p", "no:cacheprovider", "-p", "no:terminal", "-p", "no:pastebin",
@@ -38,42 +33,42 @@ PYTEST_ARGS = ["--disable-plugin-autoload", "-p", "no:cacheprovider", "-p", "no:
 
 
 _reference_cache: dict[Path, ReferenceCode] = {}
+_modules_cache: dict[Path, dict[str, ModuleType]] = {}
 
 
-def import_modules(folder: Path, names=MODULES, prefix: str = "_grader_reference") -> dict[str, ModuleType]:
-    """Import engine.py, nn.py, train.py from `folder` under private names, leaving sys.modules as it was.
+def import_modules(folder: Path, names: tuple[str, ...]) -> dict[str, ModuleType]:
+    """Import the modules `names` from `folder`, leaving sys.modules and sys.path as they were.
 
-    While they load, sys.modules["engine"] is this folder's engine, so that `from engine import Value` in
-    nn.py and train.py finds it."""
-    saved = {name: sys.modules.get(name) for name in MODULES}
-    modules = {}
+    While they load, the folder comes first on sys.path, so that `from engine import Value` in one of them
+    finds this folder's engine."""
+    saved = {name: sys.modules.pop(name, None) for name in names}
+    sys.path.insert(0, str(folder))
+    importlib.invalidate_caches()  # a folder written a moment ago (a mutant, a copy) may be cached as it was
     try:
-        for name in names:
-            spec = importlib.util.spec_from_file_location(f"{prefix}.{name}", folder / f"{name}.py")
-            assert spec is not None and spec.loader is not None  # always set for a path ending in .py
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
-            modules[name] = module
+        return {name: importlib.import_module(name) for name in names}
     finally:
+        sys.path.remove(str(folder))
         for name, previous in saved.items():
             if previous is None:
                 sys.modules.pop(name, None)
             else:
                 sys.modules[name] = previous
-    return modules
 
 
-def load_reference(folder: Path) -> dict[str, ModuleType]:
+def reference_modules(assignment: Assignment) -> dict[str, ModuleType]:
     """The reference's modules, imported once per process."""
-    return reference_code(folder).modules
+    folder = assignment.reference_dir.resolve()
+    if folder not in _modules_cache:
+        _modules_cache[folder] = import_modules(folder, assignment.modules)
+    return _modules_cache[folder]
 
 
-def reference_code(folder: Path) -> ReferenceCode:
+def reference_code(assignment: Assignment, questions: list[Question]) -> ReferenceCode:
     """The reference, once per process: a batch worker reuses its answers to the inputs students share."""
-    folder = folder.resolve()
+    folder = assignment.reference_dir.resolve()
     if folder not in _reference_cache:
-        _reference_cache[folder] = ReferenceCode(import_modules(folder))
+        _reference_cache[folder] = ReferenceCode(reference_modules(assignment), load_commands(assignment.harness),
+                                                 in_process_ask(questions), assignment.files)
     return _reference_cache[folder]
 
 
@@ -87,70 +82,51 @@ def marker_value(item: pytest.Item, name: str, default=None):
 
 
 class GradingPlugin:
-    """Gives the hidden tests their fixtures and records each test's outcome (without pytest's slow reports)."""
+    """Sets up one run of the hidden tests and records each test's outcome (without pytest's slow reports)."""
 
     def __init__(self, assignment: Assignment, files: dict[str, str], sandbox: Sandbox, seed: int, slot: int):
         self.assignment = assignment
         self.files = files
-        self.seed = seed
         self.slot = slot
+        self.sandbox = sandbox
         self.outcomes: list[Outcome] = []
         self.internal_errors: list[str] = []
         self.collection_errors: list[str] = []
         self.interrupted = False
-        self.sandbox = sandbox
-        self._correct_engine_sandbox: Sandbox | None = None
-        # One of each for the whole run (fixture setup per test is pytest's main cost); the function a test
-        # is about is set on them before each test.
-        value = reference_code(assignment.course.reference_dir).modules["engine"].Value
-        self._student = StudentCode(_OneAtATime(lambda: sandbox, self.stop_correct_engine), Questions(value, False))
-        self._on_correct_engine = StudentCode(_OneAtATime(self.correct_engine_sandbox, sandbox.stop),
-                                              Questions(value, True), on_correct_engine=True)
-        self.engine_verdict = EngineVerdict()
+        self._variants: dict[str, Sandbox] = {}
+        self.run = grader.testing.GradingRun(
+            assignment, seed, _OneAtATime(lambda: sandbox, self.stop_variants),
+            lambda name: _OneAtATime(lambda: self._variant(name), lambda: self._stop_all_but(name)),
+            lambda: reference_modules(assignment), lambda questions: reference_code(assignment, questions))
+
+    def _variant(self, name: str) -> Sandbox:
+        if name not in self._variants:
+            from grader.grading import open_sandbox
+
+            index = list(self.assignment.variants).index(name)
+            self._variants[name] = open_sandbox(self.assignment, self.files, slot=2 * self.slot + 1 + 2 * index,
+                                                variant=name)
+        return self._variants[name]
+
+    def _stop_all_but(self, name: str) -> None:
+        self.sandbox.stop()
+        for other, box in self._variants.items():
+            if other != name:
+                box.stop()
+
+    def stop_variants(self) -> None:
+        for box in self._variants.values():
+            box.stop()
 
     def close(self) -> None:
         self.sandbox.close()
-        if self._correct_engine_sandbox is not None:
-            self._correct_engine_sandbox.close()
+        for box in self._variants.values():
+            box.close()
 
-    def correct_engine_sandbox(self) -> Sandbox:
-        """The student's files with engine.py replaced by the skeleton's (public: forward code only)."""
-        if self._correct_engine_sandbox is None:
-            engine = (self.assignment.folder / "engine.py").read_text(encoding="utf-8")
-            self._correct_engine_sandbox = Sandbox({**self.files, "engine.py": engine}, self.assignment.limits,
-                                                   slot=2 * self.slot + 1, harness_args=("course-engine",))
-        return self._correct_engine_sandbox
+    # ------------------------------------------------------------------ hooks
 
-    def stop_correct_engine(self) -> None:
-        if self._correct_engine_sandbox is not None:
-            self._correct_engine_sandbox.stop()
-
-    # ------------------------------------------------------------------ fixtures
-
-    @pytest.fixture(scope="session")
-    def reference(self) -> ReferenceCode:
-        return reference_code(self.assignment.course.reference_dir)
-
-    @pytest.fixture(scope="session")
-    def student(self) -> StudentCode:
-        return self._student
-
-    @pytest.fixture(scope="session")
-    def correct_engine(self) -> StudentCode:
-        """The student's nn.py/train.py on the reference engine: for judging them apart from engine bugs."""
-        return self._on_correct_engine
-
-    @pytest.fixture(scope="session")
-    def on_any_engine(self):
-        """A function of a check: it passes when the check passes over the student's engine or the reference's."""
-        return lambda check: with_correct_engine_fallback(self._student, self._on_correct_engine, check,
-                                                          self.engine_verdict)
-
-    @pytest.fixture
-    def rng(self, request) -> random.Random:
-        return random.Random(f"{self.seed}:{request.node.nodeid}")
-
-    # ------------------------------------------------------------------ outcomes
+    def pytest_configure(self, config: pytest.Config) -> None:
+        config.stash[grader.testing.RUN] = self.run
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo) -> None:
         # pytest also reports "errors during collection" this way, as a KeyboardInterrupt subclass
@@ -161,21 +137,16 @@ class GradingPlugin:
             last = str(report.longrepr).strip().splitlines()[-1:] or ["?"]
             self.collection_errors.append(f"{report.nodeid or 'autotests'}: {last[0]}")
 
-    def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        self._student.function = self._on_correct_engine.function = marker_value(item, "covers")
-
     @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
-        from _pytest.reports import TestReport
-
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport:
         failed = call.excinfo is not None
         if call.when == "call" or (failed and call.when == "setup"):
             self.outcomes.append(self.outcome(item, call))
         longrepr = ("", 0, "failed") if failed else None
         # call.when is never "collect" in makereport, but CallInfo's type allows it.
-        return TestReport(item.nodeid, item.location, {}, "failed" if failed else "passed", longrepr,
-                          call.when,  # type: ignore[arg-type]
-                          [], call.duration, call.start, call.stop)
+        return pytest.TestReport(item.nodeid, item.location, {}, "failed" if failed else "passed", longrepr,
+                                 call.when,  # type: ignore[arg-type]
+                                 [], call.duration, call.start, call.stop)
 
     def outcome(self, item: pytest.Item, call: pytest.CallInfo) -> Outcome:
         group = marker_value(item, "group")
@@ -193,27 +164,29 @@ class GradingPlugin:
 
 
 class _OneAtATime:
-    """One of a submission's two sandboxes, which runs only while the other is stopped.
+    """One of a submission's sandboxes, which runs only while the others are stopped.
 
     Covert channels between sandboxes (POSIX locks on the shared standard library files, ...) need both ends
     alive; stopping one kills every process of it, its private /tmp included."""
 
-    def __init__(self, sandbox: Callable[[], Sandbox], stop_other: Callable[[], None]):
+    def __init__(self, sandbox: Callable[[], Sandbox], stop_others: Callable[[], None]):
         self._sandbox = sandbox  # made on first use
-        self._stop_other = stop_other
+        self._stop_others = stop_others
 
     def call(self, cmd, args, *, shape, timeout=None, meanwhile=None, answer=None):
-        self._stop_other()
+        self._stop_others()
         return self._sandbox().call(cmd, args, shape=shape, timeout=timeout, meanwhile=meanwhile, answer=answer)
 
 
-def import_problems(sandbox: Sandbox) -> dict[str, dict]:
+def import_problems(assignment: Assignment, sandbox: Sandbox) -> dict[str, dict]:
     """Import each student module in turn; one that raises or never finishes is reported by name."""
     problems: dict[str, dict] = {}
-    for name in MODULES:
+    modules = [Path(f).stem for f in assignment.files if f.endswith(".py")]
+    for name in modules:
         if sandbox.time_left <= 0:
             break  # the tests used the submission's time: nothing can be said about its imports
-        loaded = sandbox.call("load", {"names": [name], "required": CONTRACT}, shape=REPLIES["load"])
+        required = {module: list(names) for module, names in assignment.contract.items()}
+        loaded = sandbox.call("load", {"names": [name], "required": required}, shape=load_reply(modules))
         if loaded.status == "ok":
             assert isinstance(loaded.value, dict)  # the "load" reply's shape is a map of module names
             problems.update(loaded.value)
@@ -225,14 +198,31 @@ def import_problems(sandbox: Sandbox) -> dict[str, dict]:
     return problems
 
 
+_autotests_loaded: list[Path] = []  # the hidden tests whose modules this process has imported last
+
+
+def forget_other_hidden_tests(autotests: Path) -> None:
+    """The hidden tests import their helpers by plain names (`from inputs import ...`), like pytest imports
+    test modules: before running another assignment's tests (or another copy of a course), drop the modules
+    the last ones left, so that no name resolves to the other assignment's file. The same tests in a row (a
+    batch worker) keep them."""
+    if _autotests_loaded and _autotests_loaded[0] != autotests:
+        previous = str(_autotests_loaded[0]) + "/"
+        for name, module in list(sys.modules.items()):
+            if str(getattr(module, "__file__", None) or "").startswith(previous):
+                del sys.modules[name]
+    _autotests_loaded[:] = [autotests]
+
+
 def run_hidden_tests(assignment: Assignment, files: dict[str, str], sandbox: Sandbox, *, seed: int,
                      slot: int = 0) -> RunResult:
     """Run every hidden test of `assignment` on one submission's files, whose sandbox this takes over (and closes)."""
-    autotests = assignment.course.autotests_dir
+    autotests = assignment.autotests_dir.resolve()
+    forget_other_hidden_tests(autotests)
     plugin = GradingPlugin(assignment, files, sandbox, seed, slot)
     try:
         args = [str(autotests), "-c", str(autotests / "pytest.ini"), "--rootdir", str(autotests), *PYTEST_ARGS]
-        code = pytest.main(args, plugins=[plugin])
+        code = pytest.main(args, plugins=[plugin, grader.testing])
         if plugin.interrupted:
             raise KeyboardInterrupt  # pytest swallowed a Ctrl-C: stop here, a partial run must not become a report
         if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
@@ -240,9 +230,9 @@ def run_hidden_tests(assignment: Assignment, files: dict[str, str], sandbox: San
             why = plugin.collection_errors[0] if plugin.collection_errors else name
             raise GradingError(f"the hidden tests did not run: {why}")
         # Asked after the tests, so that the sandbox boots while pytest configures and collects; by now the
-        # modules are imported and this costs three short round trips.
-        plugin.stop_correct_engine()
-        import_errors = import_problems(plugin.sandbox)
+        # modules are imported and this costs a few short round trips.
+        plugin.stop_variants()
+        import_errors = import_problems(assignment, plugin.sandbox)
         return RunResult(plugin.outcomes, import_errors, plugin.sandbox.isolation, plugin.internal_errors)
     finally:
         plugin.close()

@@ -49,7 +49,7 @@ import time
 import weakref
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path, PurePosixPath
-from typing import IO, Callable, Iterable, NoReturn
+from typing import IO, Callable, Iterable, Mapping, NoReturn
 
 from grader.answers import Refused
 from grader.course import Limits
@@ -511,7 +511,7 @@ def _bwrap_args(probe: _BwrapProbe, python: _Python, code: str | None, harness: 
         args += ["--size", str(tmp_bytes)] if probe.has_size else []
         args += ["--tmpfs", "/tmp"]
     if code is not None and harness is not None:
-        args += ["--ro-bind", code, "/code", "--ro-bind", harness, "/harness/harness.py"]
+        args += ["--ro-bind", code, "/code", "--ro-bind", harness, "/harness"]
     # the root is a writable tmpfs without a size cap too
     args += ["--remount-ro", "/", "--chdir", "/tmp"]
     return args
@@ -777,7 +777,7 @@ class Sandbox:
 
     def __init__(
         self, files: dict[str, str], limits: Limits, *, harness: Path = HARNESS, slot: int = 0,
-        mode: str | None = None, harness_args: tuple[str, ...] = ()
+        mode: str | None = None, harness_args: tuple[str, ...] = (), harness_files: Mapping[str, Path] | None = None
     ) -> None:
         mode = _mode(mode)
         self.limits = limits
@@ -807,9 +807,9 @@ class Sandbox:
         self._remove_folder = weakref.finalize(self, shutil.rmtree, str(self._base), ignore_errors=True)
         try:
             self._code = self._base / "code"
-            self._harness = self._base / "harness.py"
+            self._harness = self._base / "harness"  # the harness script and harness_files: /harness in the sandbox
             self._work = self._base / "work"  # cwd without bwrap (with bwrap: the private /tmp)
-            self._prepare_files(files, Path(harness))
+            self._prepare_files(files, {"harness.py": Path(harness), **(harness_files or {})})
             nproc, nproc_warning = self._process_limit()
         except BaseException:
             self._remove_folder()
@@ -845,8 +845,8 @@ class Sandbox:
 
     # ---- setup
 
-    def _prepare_files(self, files: dict[str, str], harness: Path) -> None:
-        """Write CODE_DIR and the harness; as root make them readable, not writable, by the slot uid only."""
+    def _prepare_files(self, files: dict[str, str], harness: Mapping[str, Path]) -> None:
+        """Write CODE_DIR and the harness folder; as root make them readable, not writable, by the slot uid only."""
         self._code.mkdir()
         for rel, text in files.items():
             parts = PurePosixPath(rel).parts
@@ -855,7 +855,9 @@ class Sandbox:
             target = self._code.joinpath(*parts)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
-        shutil.copyfile(harness, self._harness)
+        self._harness.mkdir()
+        for name, source in harness.items():
+            shutil.copyfile(source, self._harness / name)
         if self._uid is None:
             return
         os.chown(self._base, 0, self._uid)
@@ -867,8 +869,11 @@ class Sandbox:
                 os.chown(os.path.join(folder, name), 0, self._uid)
                 os.chmod(os.path.join(folder, name), 0o640)
         os.chown(self._harness, 0, self._uid)
-        os.chmod(self._harness, 0o640)
-        if not _reachable(str(self._harness), self._uid, self._uid, 4):
+        os.chmod(self._harness, 0o750)
+        for name in harness:
+            os.chown(self._harness / name, 0, self._uid)
+            os.chmod(self._harness / name, 0o640)
+        if not _reachable(str(self._harness / "harness.py"), self._uid, self._uid, 4):
             raise SandboxError(
                 f"uid {self._uid} cannot reach the temporary folder {self._base}: point TMPDIR at a folder whose"
                 " parents are world-traversable (e.g. /tmp)"
@@ -1117,7 +1122,8 @@ class Sandbox:
             cwd = "/"  # bwrap starts as the slot uid: it needs a cwd that uid can enter
         else:
             self._reset_work()
-            command = [self._python, "-I", "-S", str(self._harness), str(self._code), str(self.limits.output_bytes),
+            command = [self._python, "-I", "-S", str(self._harness / "harness.py"), str(self._code),
+                       str(self.limits.output_bytes),
                        *self._harness_args]
             cwd = str(self._work)
         try:

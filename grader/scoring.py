@@ -39,8 +39,9 @@ def group_scores(assignment: Assignment, outcomes: list[Outcome],
             earned = share if o.status == "passed" else 0.0
             score += earned
             message = bounded_message(o.message)  # student values in it: text cut, NaN as text
-            tests.append(TestResult(o.name, group.name, earned, share, o.status,
-                                    render(message, lang) if message else "", o.function, o.duration_s, message))
+            text = render(message, lang, assignment.messages) if message else ""
+            tests.append(TestResult(o.name, group.name, earned, share, o.status, text, o.function, o.duration_s,
+                                    message))
         # With no tests (or none run) a group still counts towards the maximum.
         groups.append(GroupScore(group.name, group.title, round(score, 6), group.points, group.visibility))
     return groups, tests

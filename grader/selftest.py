@@ -154,8 +154,8 @@ def read_entries(path: Path, kind: str, fields: tuple[str, ...], may_be_empty: t
     return entries
 
 
-def load_catalogue(course: Course) -> list[Bug]:
-    path = course.autotests_dir / CATALOGUE
+def load_catalogue(assignment: Assignment) -> list[Bug]:
+    path = assignment.autotests_dir / CATALOGUE
     bugs = [Bug(**e) for e in read_entries(path, "bug", tuple(Bug.__dataclass_fields__), may_be_empty=("replace",))]
     names = Counter(b.name for b in bugs)
     if repeated := [n for n, count in names.items() if count > 1]:
@@ -163,9 +163,9 @@ def load_catalogue(course: Course) -> list[Bug]:
     return bugs
 
 
-def load_equivalents(course: Course) -> dict[str, str]:
+def load_equivalents(assignment: Assignment) -> dict[str, str]:
     """id -> the reviewer's one-line reason why the mutant cannot change behaviour."""
-    path = course.autotests_dir / EQUIVALENTS
+    path = assignment.autotests_dir / EQUIVALENTS
     if not path.is_file():
         return {}
     entries = read_entries(path, "equivalent", ("id", "reason"))
@@ -269,9 +269,9 @@ def run_selftest(course: Course, assignment: Assignment | str, jobs: int, execut
     if isinstance(assignment, str):
         assignment = course.assignment(assignment)
     name = assignment.name
-    files = {f: read_text(course.reference_dir / f) for f in assignment.files}
-    equivalents = load_equivalents(course)
-    catalogue = load_catalogue(course)
+    files = {f: read_text(assignment.reference_dir / f) for f in assignment.files}
+    equivalents = load_equivalents(assignment)
+    catalogue = load_catalogue(assignment)
 
     mutants = generate_mutants(files, assignment.group_of_function)
     warnings = [f"{EQUIVALENTS}: {i} is not a mutant any more (stale entry): {reason}"

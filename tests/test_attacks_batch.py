@@ -18,7 +18,7 @@ import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "submissions"
+SAMPLES = ROOT / "submissions" / "micrograd"
 FILES = ("engine.py", "nn.py", "train.py")
 TIMEOUT = 240
 SECRET = "TOP-SECRET-7f3a"
@@ -73,7 +73,7 @@ def linked_class(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     folder = base / "class"
     # engine.py -> the reference: used to earn full marks in ops and backprop.
     linker = alice(folder / "linker", skip=("engine.py",))
-    (linker / "engine.py").symlink_to(ROOT / "reference" / "engine.py")
+    (linker / "engine.py").symlink_to(ROOT / "reference" / "micrograd" / "engine.py")
     # nn.py -> a file the student may not read: used to put its content into the report.
     snoop = alice(folder / "snoop", skip=("nn.py",))
     (snoop / "nn.py").symlink_to(secret)
@@ -94,7 +94,7 @@ def linked_class(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
         info = zipfile.ZipInfo("engine.py")
         info.create_system = 3
         info.external_attr = (stat.S_IFLNK | 0o777) << 16
-        z.writestr(info, str(ROOT / "reference" / "engine.py"))
+        z.writestr(info, str(ROOT / "reference" / "micrograd" / "engine.py"))
     alice(folder / "honest")
     out = base / "out"
     return out, batch(folder, out)
@@ -211,7 +211,7 @@ def test_a_grader_failure_on_one_submission_is_its_error_report(tmp_path, monkey
         alice(folder / student)
     out = tmp_path / "out"
     with ThreadPoolExecutor(1) as pool:
-        result = run_batch(folder, find_course(ROOT).assignment(), out, jobs=1, executor=pool)
+        result = run_batch(folder, find_course(ROOT).assignment("micrograd"), out, jobs=1, executor=pool)
     assert result.errored == ["crash", "nan"]
     assert result.reports["alice"]["score"] == 100
     crash = report(out, "crash")["errors"][0]["message"]
@@ -225,7 +225,7 @@ def test_a_broken_course_stops_the_batch_before_anyone_is_graded(tmp_path):
     course = tmp_path / "course"
     for part in ("assignments", "reference", "autotests"):
         shutil.copytree(ROOT / part, course / part, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    ops = course / "autotests" / "test_ops.py"
+    ops = course / "autotests" / "micrograd" / "test_ops.py"
     ops.write_text(ops.read_text(encoding="utf-8") + "\ndef broken(:\n", encoding="utf-8")
     folder = tmp_path / "class"
     alice(folder / "alice")

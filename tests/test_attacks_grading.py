@@ -126,7 +126,8 @@ def _forge():
 def test_nothing_textual_from_student_code_on_the_course_engine_reaches_a_report(tmp_path):
     """nn.py over the course engine raises with markers in every text field it controls: none is shown."""
     folder = tmp_path / "markers"
-    shutil.copytree(ROOT / "submissions" / "carol_overwrite_grad", folder)  # an engine bug: the course engine runs
+    # an engine bug: the course engine runs
+    shutil.copytree(ROOT / "submissions" / "micrograd" / "carol_overwrite_grad", folder)
     attack = (
         "import engine\n"
         "_ON_COURSE_ENGINE = 'not written yet' in open(engine.__file__).read()\n"

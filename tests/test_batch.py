@@ -16,7 +16,7 @@ from grader.course import find_course
 from grader.formats import load_report
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "submissions"
+SAMPLES = ROOT / "submissions" / "micrograd"
 
 
 @pytest.fixture(scope="module")

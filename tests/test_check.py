@@ -32,14 +32,14 @@ def test_untouched_skeleton_lists_every_function_as_not_written(workspace):
 
 def test_progress_counts_the_functions_that_pass(workspace):
     for name in ("engine.py",):
-        shutil.copy(ROOT / "reference" / name, workspace / name)
+        shutil.copy(ROOT / "reference" / "micrograd" / name, workspace / name)
     result = check(cwd=workspace)
     assert "9 of 21 functions done" in result.stdout  # the eight operations and backward()
     assert result.returncode == 1
 
 
 def test_a_wrong_gradient_is_named_with_a_concrete_case():
-    result = check(str(ROOT / "submissions" / "bob_tanh_bug"))
+    result = check(str(ROOT / "submissions" / "micrograd" / "bob_tanh_bug"))
     assert result.returncode == 1
     wrong = [line for line in result.stdout.splitlines() if "Value.tanh" in line]
     assert wrong and "wrong" in wrong[0]
@@ -48,7 +48,7 @@ def test_a_wrong_gradient_is_named_with_a_concrete_case():
 
 
 def test_a_correct_submission_passes_with_exit_0():
-    result = check(str(ROOT / "submissions" / "alice_correct"))
+    result = check(str(ROOT / "submissions" / "micrograd" / "alice_correct"))
     assert result.returncode == 0, result.stdout
     assert "21 of 21 functions done" in result.stdout
 
@@ -59,7 +59,7 @@ def test_chinese_feedback(workspace):
 
 
 def test_a_notebook_is_checked_like_files():
-    result = check(str(ROOT / "submissions" / "notebook_student" / "micrograd.ipynb"))
+    result = check(str(ROOT / "submissions" / "micrograd" / "notebook_student" / "micrograd.ipynb"))
     assert result.returncode == 1
     assert "train" in result.stdout and "20 of 21 functions done" in result.stdout
 

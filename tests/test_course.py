@@ -37,14 +37,14 @@ def course_with(tmp_path: Path, text: str | bytes, name: str = "micrograd") -> C
 
 
 def test_the_course_and_a_complete_file_parse():
-    assignment = find_course(ROOT).assignment()
+    assignment = find_course(ROOT).assignment("micrograd")
     assert assignment.files == ("engine.py", "nn.py", "train.py") and assignment.max_score == 100
     assert assignment.late == LatePolicy(DUE, 10.0, 5)
 
 
 def test_a_native_toml_date_time_is_a_due_date_and_a_missing_cutoff_is_none(tmp_path):
     late = "due = 2026-12-20T23:59:00+08:00\npercent_per_day = 10\n"
-    assignment = course_with(tmp_path, settings(late=late)).assignment()
+    assignment = course_with(tmp_path, settings(late=late)).assignment("micrograd")
     assert assignment.late == LatePolicy(DUE, 10.0, None)
     assert [(g.name, g.points, g.title, g.visibility) for g in assignment.groups] == [
         ("ops", 40.0, "ops", "hidden"), ("nn", 60.0, "nn", "visible")]
@@ -52,8 +52,8 @@ def test_a_native_toml_date_time_is_a_due_date_and_a_missing_cutoff_is_none(tmp_
 
 
 def test_no_late_table_means_no_penalty_and_whole_floats_are_integers(tmp_path):
-    assert course_with(tmp_path / "a", settings(late=None)).assignment().late == LatePolicy(None, 0.0, None)
-    late = course_with(tmp_path / "b", settings(late="max_days = 2.0")).assignment().late
+    assert course_with(tmp_path / "a", settings(late=None)).assignment("micrograd").late == LatePolicy(None, 0.0, None)
+    late = course_with(tmp_path / "b", settings(late="max_days = 2.0")).assignment("micrograd").late
     assert late.max_days == 2 and isinstance(late.max_days, int)
 
 
@@ -102,7 +102,7 @@ BAD = {
 def test_malformed_settings_are_one_line_errors_naming_file_and_key(tmp_path, text, words):
     course = course_with(tmp_path, text)
     with pytest.raises(CourseError) as error:
-        course.assignment()
+        course.assignment("micrograd")
     message = str(error.value)
     assert message.startswith(f"{tmp_path / 'assignments/micrograd/assignment.toml'}: ") and "\n" not in message
     assert words in message
@@ -111,7 +111,7 @@ def test_malformed_settings_are_one_line_errors_naming_file_and_key(tmp_path, te
 def test_a_file_that_is_not_utf8_is_named(tmp_path):
     course = course_with(tmp_path, settings().encode("utf-8").replace(b'"1"', b'"\xff"'))
     with pytest.raises(CourseError, match=r"assignment\.toml: not UTF-8 text \(invalid start byte at byte \d+\)"):
-        course.assignment()
+        course.assignment("micrograd")
 
 
 def test_an_unknown_assignment_lists_the_folders_of_known_ones(tmp_path):
@@ -125,6 +125,7 @@ def test_an_unknown_assignment_lists_the_folders_of_known_ones(tmp_path):
 
 def test_the_cli_reports_a_bad_setting_in_one_line(tmp_path):
     course_with(tmp_path, settings(late="max_days = 1.5"))
-    result = CliRunner().invoke(main, ["grade", str(ROOT / "submissions" / "bob_tanh_bug"), "--course", str(tmp_path)])
+    bob = ROOT / "submissions" / "micrograd" / "bob_tanh_bug"
+    result = CliRunner().invoke(main, ["grade", str(bob), "--course", str(tmp_path)])
     assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
     assert result.output.startswith("Error: ") and "late.max_days must be a whole number" in result.output

@@ -16,7 +16,7 @@ import pytest
 from grader.generate import GenerateError, build_assignment, diff_assignment, make_skeleton, write_assignment
 
 ROOT = Path(__file__).resolve().parent.parent
-REF = ROOT / "reference"
+REF = ROOT / "reference" / "micrograd"
 FOLDER = ROOT / "assignments" / "micrograd"
 FILES = ["engine.py", "nn.py", "train.py"]
 FUNCTIONS = {
@@ -67,7 +67,7 @@ def regions(text: str) -> list[list[str]]:
 def student_copy(tmp_path: Path, code_from: Path | None = None) -> Path:
     """A fresh copy of the generated folder; optionally with engine/nn/train.py taken from code_from."""
     folder = tmp_path / "micrograd"
-    for rel, content in build_assignment(ROOT).items():
+    for rel, content in build_assignment(ROOT, "micrograd").items():
         (folder / rel).parent.mkdir(parents=True, exist_ok=True)
         (folder / rel).write_bytes(content)
     if code_from is not None:
@@ -92,42 +92,42 @@ def run_without_pytest(folder: Path) -> list[dict]:
 
 def course_copy(tmp_path: Path) -> Path:
     root = tmp_path / "course"
-    shutil.copytree(REF, root / "reference", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    write_assignment(root)
+    shutil.copytree(REF, root / "reference" / "micrograd", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    write_assignment(root, "micrograd")
     return root
 
 
 # ---------------------------------------------------------------- committed output, diff, write
 
 def test_committed_assignment_is_up_to_date():
-    assert diff_assignment(ROOT) == "", "run write_assignment (grader generate) and commit assignments/micrograd/"
+    assert diff_assignment(ROOT, "micrograd") == "", "run `grader generate` and commit assignments/micrograd/"
 
 
 def test_diff_names_modified_missing_and_stale_files_and_write_repairs_them(tmp_path):
     root = course_copy(tmp_path)
     folder = root / "assignments" / "micrograd"
-    assert diff_assignment(root) == ""
+    assert diff_assignment(root, "micrograd") == ""
     (folder / "engine.py").write_text((folder / "engine.py").read_text() + "# edited by hand\n")
     (folder / "README.zh.md").unlink()
     (folder / "tests" / "old_test.py").write_text("")
     (folder / "tests" / "__pycache__").mkdir()
     (folder / "tests" / "__pycache__" / "x.pyc").write_bytes(b"")  # a student's run: not stale, not generated
 
-    diff = diff_assignment(root)
+    diff = diff_assignment(root, "micrograd")
     assert "assignments/micrograd/engine.py" in diff and "+++" in diff and "-# edited by hand" in diff
     assert "missing (would be created): assignments/micrograd/README.zh.md" in diff
     assert "stale (would be removed): assignments/micrograd/tests/old_test.py" in diff
     assert "__pycache__" not in diff
 
-    changed = write_assignment(root)
+    changed = write_assignment(root, "micrograd")
     assert changed == ["assignments/micrograd/README.zh.md", "assignments/micrograd/engine.py",
                        "assignments/micrograd/tests/old_test.py"]
-    assert diff_assignment(root) == "" and write_assignment(root) == []
+    assert diff_assignment(root, "micrograd") == "" and write_assignment(root, "micrograd") == []
     assert not (folder / "tests" / "old_test.py").exists()
 
 
 def test_output_is_deterministic_and_text_is_utf8_with_lf():
-    first, second = build_assignment(ROOT), build_assignment(ROOT)
+    first, second = build_assignment(ROOT, "micrograd"), build_assignment(ROOT, "micrograd")
     assert first == second
     for rel, content in first.items():
         assert b"\r" not in content, rel
@@ -269,19 +269,19 @@ def test_region_outside_a_function_is_an_error():
 
 def test_malformed_marker_in_the_reference_names_the_file(tmp_path):
     root = course_copy(tmp_path)
-    train = root / "reference" / "train.py"
+    train = root / "reference" / "micrograd" / "train.py"
     lines = train.read_text().split("\n")
     at = next(i for i, line in enumerate(lines) if "END SOLUTION" in line)
     del lines[at]
     train.write_text("\n".join(lines))
     with pytest.raises(GenerateError, match=rf"^{re.escape(str(train))}:\d+: .*BEGIN SOLUTION"):
-        diff_assignment(root)
+        diff_assignment(root, "micrograd")
 
 
 # ---------------------------------------------------------------- the demo notebook submission
 
 def test_demo_notebook_submission_has_one_bug_in_training(tmp_path):
-    demo = ROOT / "submissions" / "notebook_student"
+    demo = ROOT / "submissions" / "micrograd" / "notebook_student"
     assert "notebook_student,2026-12-21T10:00:00+08:00" in (demo.parent / "times.csv").read_text().splitlines()
     nb = nbformat.reads((demo / "micrograd.ipynb").read_text(encoding="utf-8"), as_version=4)
     nbformat.validate(nb)

@@ -13,7 +13,7 @@ from grader.formats import validate_report
 from grader.grading import grade_path
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "submissions"
+SAMPLES = ROOT / "submissions" / "micrograd"
 GROUPS = ("ops", "backprop", "nn", "training")
 
 
@@ -183,7 +183,7 @@ def test_broken_hidden_tests_are_an_error_not_a_report(tmp_path):
 
     for part in ("assignments", "reference", "autotests"):
         shutil.copytree(ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
-    (tmp_path / "autotests" / "test_broken.py").write_text("def test_x(:\n", encoding="utf-8")
+    (tmp_path / "autotests" / "micrograd" / "test_broken.py").write_text("def test_x(:\n", encoding="utf-8")
     result = grader("grade", str(SAMPLES / "alice_correct"), "--course", str(tmp_path), "--format", "json")
     assert result.returncode == 1 and result.stdout == ""
     assert "the hidden tests did not run" in result.stderr and "Traceback" not in result.stderr
@@ -199,7 +199,8 @@ def test_a_plain_install_carries_the_course(tmp_path):
     wheel = next(tmp_path.glob("micrograd_grader-*.whl"))
     unpacked = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(unpacked)
-    for part in ("assignments/micrograd/assignment.toml", "reference/engine.py", "autotests/test_ops.py"):
+    for part in ("assignments/micrograd/assignment.toml", "reference/micrograd/engine.py",
+                 "autotests/micrograd/test_ops.py"):
         assert (unpacked / "grader" / "_course" / part).is_file(), part
     found = subprocess.run([sys.executable, "-c", "from grader.course import find_course; print(find_course().root)"],
                            capture_output=True, text=True, timeout=60, cwd=tmp_path,

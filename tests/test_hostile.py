@@ -18,7 +18,7 @@ from grader.formats import validate_report
 from grader.sandbox import UID_BASE
 
 ROOT = Path(__file__).resolve().parents[1]
-ALICE = ROOT / "submissions" / "alice_correct"
+ALICE = ROOT / "submissions" / "micrograd" / "alice_correct"
 pytestmark = pytest.mark.hostile
 # This run's graders keep to their own sandbox slots, so that the leftover checks below look at those slots only
 # (another grader on the machine has processes of its own slots).
@@ -213,7 +213,8 @@ def test_grading_refuses_a_weak_sandbox_unless_allowed(tmp_path):
     result, report = grade(ALICE, "--allow-weak-sandbox", **weak)
     assert "warning" in result.stderr and "filesystem isolation" in result.stderr
     assert any("bubblewrap" in warning for warning in report["isolation"]["warnings"])
-    batch = subprocess.run([sys.executable, "-m", "grader", "batch", str(ROOT / "submissions"), "--out-dir",
+    samples = ROOT / "submissions" / "micrograd"
+    batch = subprocess.run([sys.executable, "-m", "grader", "batch", str(samples), "--out-dir",
                             str(tmp_path / "out"), "--only", "alice_correct"], capture_output=True, text=True,
                            timeout=60, cwd=ROOT, env=grader_env(**weak))
     assert batch.returncode == 2 and "--allow-weak-sandbox" in batch.stderr

@@ -27,7 +27,7 @@ from grader.course import Limits
 from grader.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
-ALICE = ROOT / "submissions" / "alice_correct"
+ALICE = ROOT / "submissions" / "micrograd" / "alice_correct"
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 TIMEOUT = 600
 needs_system_python = pytest.mark.skipif(not SYSTEM_PYTHON.exists(), reason="no /usr/bin/python3 to install into")
@@ -117,7 +117,7 @@ def wheel(tmp_path_factory) -> Path:
     run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)])
     (built,) = out.glob("micrograd_grader-*.whl")
     with zipfile.ZipFile(built) as archive:
-        assert "grader/_course/reference/engine.py" in archive.namelist()
+        assert "grader/_course/reference/micrograd/engine.py" in archive.namelist()
     return built
 
 
@@ -152,8 +152,9 @@ def test_world_readable_venv_made_from_the_system_python(wheel, world_readable, 
     venv = world_readable / "venv"
     run([str(SYSTEM_PYTHON), "-m", "venv", str(venv)])
     run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)], env=clean_env())
-    installed = venv / "lib" / "python3.11" / "site-packages" / "grader" / "_course" / "reference" / "engine.py"
-    assert list(venv.glob("lib/python3*/site-packages/grader/_course/reference/engine.py")), installed
+    installed = (venv / "lib" / "python3.11" / "site-packages" / "grader" / "_course" / "reference" / "micrograd"
+                 / "engine.py")
+    assert list(venv.glob("lib/python3*/site-packages/grader/_course/reference/micrograd/engine.py")), installed
     report = grade_with([str(venv / "bin" / "grader")], probe_submission(tmp_path / "probe"), tmp_path, clean_env())
     assert_probe_saw_nothing(report)
 
@@ -172,7 +173,8 @@ def test_system_site_packages(wheel, world_readable, tmp_path):
         run(system_pip + ["install", "-q", "--no-deps", "--break-system-packages", str(wheel)], env=env, cwd=tmp_path)
         where = run([str(SYSTEM_PYTHON), "-c", "import grader; print(grader.__file__)"], env=env, cwd=tmp_path)
         package = Path(where.stdout.strip()).parent
-        assert str(package).startswith("/usr/local/lib/") and (package / "_course/reference/engine.py").is_file()
+        assert str(package).startswith("/usr/local/lib/")
+        assert (package / "_course/reference/micrograd/engine.py").is_file()
         report = grade_with([str(SYSTEM_PYTHON), "-m", "grader"], probe_submission(tmp_path / "probe"), tmp_path,
                             env)
     finally:
@@ -196,7 +198,7 @@ def test_gradescope_bundle(world_readable, tmp_path):
     shutil.copy2(root / "source" / "run_autograder", root / "run_autograder")
     env = clean_env(AUTOGRADER_ROOT=str(root), GRADER_SKIP_APT="1", PATH=f"/usr/bin:{os.environ['PATH']}")
     run(["bash", str(root / "source" / "setup.sh")], cwd=root / "source", env=env)
-    assert list(root.glob("grader-venv/lib/python3*/site-packages/grader/_course/reference/engine.py"))
+    assert list(root.glob("grader-venv/lib/python3*/site-packages/grader/_course/reference/micrograd/engine.py"))
     probe_submission(root / "submission")
     run([str(root / "run_autograder")], cwd=tmp_path, env=env)
     results = json.loads((root / "results" / "results.json").read_text(encoding="utf-8"))

@@ -66,17 +66,17 @@ def make_report(student: str = "bob", tests=TESTS, status: str = "graded", error
 
 @pytest.fixture(scope="module")
 def assignment():
-    return find_course(ROOT).assignment()
+    return find_course(ROOT).assignment("micrograd")
 
 
 @pytest.fixture(scope="module")
 def bob(assignment) -> Submission:
-    return load_submission(ROOT / "submissions" / "bob_tanh_bug", assignment)
+    return load_submission(ROOT / "submissions" / "micrograd" / "bob_tanh_bug", assignment)
 
 
 @pytest.fixture(scope="module")
 def notebook(assignment) -> Submission:
-    return load_submission(ROOT / "submissions" / "notebook_student" / "micrograd.ipynb", assignment)
+    return load_submission(ROOT / "submissions" / "micrograd" / "notebook_student" / "micrograd.ipynb", assignment)
 
 
 def section(page: str, element_id: str) -> str:

@@ -30,8 +30,8 @@ import pytest
 from grader.runner import import_modules
 
 ROOT = Path(__file__).resolve().parent.parent
-REFERENCE_DIR = ROOT / "reference"
-SUBMISSIONS_DIR = ROOT / "submissions"
+REFERENCE_DIR = ROOT / "reference" / "micrograd"
+SUBMISSIONS_DIR = ROOT / "submissions" / "micrograd"
 MODULE_NAMES = ("engine", "nn", "train")
 DUE = datetime.fromisoformat("2026-12-20T23:59:00+08:00")  # reference/assignment.toml, [late] due
 
@@ -47,7 +47,7 @@ RUNNABLE_SAMPLES = SAMPLES[:6]  # safe to import in this process; grace is hosti
 
 def load_modules(folder: Path, prefix: str, names: Sequence[str] = MODULE_NAMES) -> SimpleNamespace:
     """folder/<name>.py for each name as private modules, the grader's own way (sys.modules left as it was)."""
-    return SimpleNamespace(**import_modules(folder, names, prefix))
+    return SimpleNamespace(**import_modules(folder, tuple(names)))
 
 
 @contextmanager

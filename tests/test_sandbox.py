@@ -409,7 +409,7 @@ def test_reading_secrets_is_denied(make, mode):
     if "bubblewrap" not in box.isolation["layers"]:
         return  # world-readable files stay visible without bubblewrap (warned about)
     grader_source = Path(sandbox_module.__file__).resolve()
-    for secret in (grader_source, grader_source.parents[1] / "reference" / "engine.py"):
+    for secret in (grader_source, grader_source.parents[1] / "reference" / "micrograd" / "engine.py"):
         result = run(box, f"open({str(secret)!r}).read()")
         assert result.status == "error" and result.error["type"] == "FileNotFoundError", secret
 

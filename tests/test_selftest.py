@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,7 +21,8 @@ from grader.selftest import (Bug, SelftestError, apply_bug, judge_bug, judge_ref
 ROOT = Path(__file__).resolve().parents[1]
 COURSE = find_course(ROOT)
 ASSIGNMENT = COURSE.assignment("micrograd")
-FILES = {f: (COURSE.reference_dir / f).read_text(encoding="utf-8") for f in COURSE.assignment().files}
+MICROGRAD = COURSE.assignment("micrograd")
+FILES = {f: (MICROGRAD.reference_dir / f).read_text(encoding="utf-8") for f in MICROGRAD.files}
 
 TOY = '''"""A toy module: only f's solution region may change."""
 
@@ -144,9 +144,9 @@ def test_code_outside_regions_is_never_mutated():
 
 
 def test_catalogue_entries_apply_cleanly():
-    bugs = load_catalogue(COURSE)
+    bugs = load_catalogue(COURSE.assignment("micrograd"))
     assert len(bugs) >= 15
-    groups = {g.name for g in COURSE.assignment().groups}
+    groups = {g.name for g in COURSE.assignment("micrograd").groups}
     for bug in bugs:
         files = apply_bug(FILES, bug)  # raises unless `find` occurs exactly once
         assert files[bug.file] != FILES[bug.file] and bug.group in groups, bug.name
@@ -154,7 +154,7 @@ def test_catalogue_entries_apply_cleanly():
 
 
 def test_equivalent_mutants_are_reviewed_and_current(mutants):
-    reasons = load_equivalents(COURSE)
+    reasons = load_equivalents(COURSE.assignment("micrograd"))
     ids = {m.id for m in mutants}
     assert set(reasons) <= ids, f"stale entries: {set(reasons) - ids}"
     assert all(len(reason) > 10 for reason in reasons.values())
@@ -186,13 +186,14 @@ MALFORMED = {
 
 @pytest.mark.parametrize("name, content, words", MALFORMED.values(), ids=MALFORMED.keys())
 def test_malformed_catalogue_or_equivalents_name_the_file_and_entry(tmp_path, name, content, words):
-    autotests = tmp_path / "autotests"
-    autotests.mkdir()
+    shutil.copytree(ROOT / "assignments", tmp_path / "assignments")
+    autotests = tmp_path / "autotests" / "micrograd"
+    autotests.mkdir(parents=True)
     if content is not None:
         (autotests / name).write_bytes(content if isinstance(content, bytes) else content.encode())
     load = load_catalogue if name == "bug_catalogue.toml" else load_equivalents
     with pytest.raises(SelftestError) as error:
-        load(Course(tmp_path))
+        load(Course(tmp_path).assignment("micrograd"))
     assert str(error.value).startswith(str(autotests)) and "\n" not in str(error.value)
     assert words in str(error.value)
 
@@ -206,12 +207,12 @@ def test_a_bug_whose_find_is_not_there_once_names_the_catalogue_and_entry():
 
 def test_an_unreadable_reference_file_is_named(tmp_path):
     shutil.copytree(ROOT / "assignments", tmp_path / "assignments")
-    (tmp_path / "reference").mkdir()
-    (tmp_path / "reference" / "engine.py").write_bytes(b"x = '\xff'\n")
-    with pytest.raises(SelftestError, match=r"reference/engine.py: not UTF-8 text"):
+    (tmp_path / "reference" / "micrograd").mkdir(parents=True)
+    (tmp_path / "reference" / "micrograd" / "engine.py").write_bytes(b"x = '\xff'\n")
+    with pytest.raises(SelftestError, match=r"reference/micrograd/engine.py: not UTF-8 text"):
         run_selftest(Course(tmp_path), "micrograd", jobs=1)
-    (tmp_path / "reference" / "engine.py").write_text("x = 1\n")
-    with pytest.raises(SelftestError, match=r"reference/nn.py: cannot read it: No such file"):
+    (tmp_path / "reference" / "micrograd" / "engine.py").write_text("x = 1\n")
+    with pytest.raises(SelftestError, match=r"reference/micrograd/nn.py: cannot read it: No such file"):
         run_selftest(Course(tmp_path), "micrograd", jobs=1)
 
 
@@ -245,19 +246,16 @@ def test_small_selftest_kills_mutants_and_catches_bugs():
 
 
 @pytest.fixture
-def course_copy(tmp_path, monkeypatch):
+def course_copy(tmp_path):
     """A copy of the course (assignments/, reference/, autotests/) to break on purpose."""
     for folder in ("assignments", "reference", "autotests"):
         shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    # Forked workers must import the copy's autotests, not the ones an earlier test left in sys.modules.
-    for name in [n for n in sys.modules if n == "autotests" or n.startswith("autotests.")]:
-        monkeypatch.delitem(sys.modules, name)
     return tmp_path
 
 
 def test_a_weakened_hidden_test_makes_selftest_fail_and_name_survivors(course_copy):
     # The weakening: every hidden test that could see tanh's gradient is dropped.
-    conftest = course_copy / "autotests" / "conftest.py"
+    conftest = course_copy / "autotests" / "micrograd" / "conftest.py"
     conftest.write_text(conftest.read_text() + '''
 
 def pytest_collection_modifyitems(items):
@@ -277,7 +275,7 @@ def pytest_collection_modifyitems(items):
 
 
 def test_stale_equivalents_and_broken_catalogue_entries_are_reported(course_copy):
-    autotests = course_copy / "autotests"
+    autotests = course_copy / "autotests" / "micrograd"
     with open(autotests / "equivalent_mutants.toml", "a") as f:
         f.write('\n[[equivalent]]\nid = "0000000000"\nreason = "a mutant of code that is gone"\n')
     with open(autotests / "bug_catalogue.toml", "a") as f:

@@ -10,7 +10,7 @@ from grader.course import find_course
 from grader.submission import SubmissionError, load_submission
 
 ROOT = Path(__file__).resolve().parents[1]
-ALICE = ROOT / "submissions" / "alice_correct"
+ALICE = ROOT / "submissions" / "micrograd" / "alice_correct"
 FILES = ("engine.py", "nn.py", "train.py")
 
 
@@ -62,7 +62,7 @@ def test_zip_bomb_is_refused(assignment, tmp_path):
 
 
 def test_tagged_notebook_cells_become_files(assignment):
-    notebook = ROOT / "submissions" / "notebook_student" / "micrograd.ipynb"
+    notebook = ROOT / "submissions" / "micrograd" / "notebook_student" / "micrograd.ipynb"
     submission = load_submission(notebook, assignment)
     assert sorted(submission.files) == sorted(FILES)
     assert not any("%%writefile" in text for text in submission.files.values())
@@ -70,7 +70,7 @@ def test_tagged_notebook_cells_become_files(assignment):
 
 
 def test_folder_with_one_notebook_is_a_notebook_submission(assignment):
-    submission = load_submission(ROOT / "submissions" / "notebook_student", assignment)
+    submission = load_submission(ROOT / "submissions" / "micrograd" / "notebook_student", assignment)
     assert submission.kind == "notebook" and submission.student == "notebook_student"
 
 

@@ -1,7 +1,7 @@
 """Hidden tests, group `ops`: each operation's `_backward`, called directly; never the student's backward()."""
 import pytest
 
-from autotests.inputs import random_graph
+from inputs import random_graph
 
 pytestmark = pytest.mark.group("ops")
 

@@ -9,8 +9,7 @@ from functools import lru_cache
 
 import pytest
 
-from grader.compare import Feedback, all_close, close
-from grader.harness import LinearModel
+from grader.testing import Feedback, all_close, close
 
 pytestmark = pytest.mark.group("training")
 
@@ -66,7 +65,7 @@ def test_sgd_step_moves_against_the_gradient(on_any_engine, reference, rng):
 def mistaken_losses(reference, params, epochs, lr, lam, mistake):
     """The loss trajectory of train() with one classic mistake, computed with the reference."""
     value, train = reference.modules["engine"].Value, reference.modules["train"]
-    model = LinearModel(value, params)
+    model = reference.commands.LinearModel(value, params)
     losses = []
     for _ in range(epochs):
         ypred = [model(x) for x in XS]

@@ -6,7 +6,7 @@ costs points in `ops`/`backprop` only.
 """
 import pytest
 
-from grader.compare import Feedback, all_close
+from grader.testing import Feedback, all_close
 
 pytestmark = pytest.mark.group("nn")
 

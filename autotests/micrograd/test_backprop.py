@@ -8,8 +8,8 @@ from collections import Counter
 
 import pytest
 
-from autotests.inputs import random_dag
-from grader.compare import Feedback, all_close, close
+from inputs import random_dag
+from grader.testing import Feedback, all_close, close
 
 pytestmark = [pytest.mark.group("backprop"), pytest.mark.covers("Value.backward")]
 

@@ -1,1 +1,0 @@
-"""Hidden tests: run by `grader grade`, never shipped to students."""
