@@ -5,13 +5,14 @@ a batch worker renders every student's page from the same compiled template.
 * `html_environment()`: HTML pages. Autoescaped; every value is first made printable (control characters shown as
   escapes, as in the other report formats), so nothing a student wrote is written into a page as markup or as an
   invisible character. Only `Markup` (HTML the grader built itself, or sanitised by nh3) goes in as it is.
-* `text_environment()`: shell scripts and Markdown. Not escaped; shell templates quote what they interpolate with
-  the `shquote` filter (shlex.quote).
+* `text_environment()`: shell scripts, Markdown and TOML. Not escaped; shell templates put every value through the
+  `shquote` filter (shlex.quote) in code and `shcomment` (one line) in comments, TOML ones through `toml`.
 
 Both use StrictUndefined: a misspelt name in a template is an error, never an empty string.
 """
 from __future__ import annotations
 
+import json
 import shlex
 from functools import lru_cache
 from importlib import resources
@@ -34,6 +35,16 @@ def _urlquote(path: str) -> str:
     return quote(path, safe="/")
 
 
+def _shquote(value: object) -> str:
+    """A word of shell code: quoted unless it is plainly safe (shlex.quote)."""
+    return shlex.quote(str(value))
+
+
+def _shcomment(value: object) -> str:
+    """Text inside a shell comment: one line, so it cannot end the comment and start a command."""
+    return " ".join(str(value).split())
+
+
 @lru_cache(maxsize=1)
 def html_environment() -> Environment:
     env = Environment(loader=PackageLoader("grader", "templates"), autoescape=True, undefined=StrictUndefined,
@@ -48,7 +59,9 @@ def html_environment() -> Environment:
 def text_environment() -> Environment:
     env = Environment(loader=PackageLoader("grader", "templates"), autoescape=False, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, auto_reload=False)
-    env.filters["shquote"] = shlex.quote
+    env.filters["shquote"] = _shquote
+    env.filters["shcomment"] = _shcomment
+    env.filters["toml"] = json.dumps  # a JSON string or list of strings is a valid TOML one
     return env
 
 
