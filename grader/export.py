@@ -30,6 +30,7 @@ from typing import Iterator
 
 import grader
 from grader.course import Course, CourseError, find_course
+from grader.rendering import text_environment
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -47,6 +48,11 @@ ZIP_DATE = (2000, 1, 1, 0, 0, 0)  # fixed timestamps: the same course gives the 
 
 class ExportError(Exception):
     """The export cannot be made; the one-line message says what and where."""
+
+
+def _render(template: str, **values: object) -> str:
+    """grader/templates/export/TEMPLATE: text, not HTML (no escaping); shell templates quote values themselves."""
+    return text_environment().get_template(f"export/{template}").render(**values)
 
 
 # --- the grader's own source ------------------------------------------------------------------------------
@@ -106,29 +112,9 @@ def project_metadata() -> dict:
 def pyproject_text(course_parts: tuple[str, ...], description: str) -> str:
     """A pyproject.toml whose wheel carries the grader and, in grader/_course, exactly `course_parts`."""
     meta = project_metadata()
-    q = json.dumps  # a JSON string or list of strings is a valid TOML one
-    dependencies = "".join(f"    {q(d)},\n" for d in meta["dependencies"])
-    include = "".join(f"{q(part)} = {q('grader/_course/' + part)}\n" for part in course_parts)
-    return (
-        "[build-system]\n"
-        'requires = ["hatchling>=1.21"]\n'
-        'build-backend = "hatchling.build"\n\n'
-        "[project]\n"
-        f"name = {q(DIST_NAME)}\n"
-        f"version = {q(meta['version'])}\n"
-        f"description = {q(description)}\n"
-        'readme = "README.md"\n'
-        f"requires-python = {q(meta['requires_python'])}\n"
-        f"license = {q(meta['license'])}\n"
-        f"dependencies = [\n{dependencies}]\n\n"
-        "[project.scripts]\n"
-        'grader = "grader.cli:main"\n\n'
-        "[tool.hatch.build.targets.wheel]\n"
-        'packages = ["grader"]\n\n'
-        "# The course the installed `grader` finds by itself (grader/_course).\n"
-        "[tool.hatch.build.targets.wheel.force-include]\n"
-        f"{include}"
-    )
+    return _render("pyproject.toml.j2", name=DIST_NAME, version=meta["version"], description=description,
+                   requires_python=meta["requires_python"], license=meta["license"],
+                   dependencies=meta["dependencies"], course_parts=course_parts)
 
 
 def write_grader_source(dest: Path, course: Course, name: str, *, student: bool) -> None:
@@ -143,15 +129,9 @@ def write_grader_source(dest: Path, course: Course, name: str, *, student: bool)
     version = grader.__version__
     if student:
         description = f"micrograd-grader {version} for students: `grader check` with the public tests of {name}"
-        readme = (f"# micrograd-grader {version}, student version\n\n"
-                  f"`python -m pip install .` here gives the `grader` command with the assignment `{name}` and its "
-                  "public tests.\nIn your assignment folder, `grader check` runs them on your work "
-                  "(`grader check --help` for more).\n\nThis version has no hidden tests and cannot `grader grade`.\n")
     else:
         description = f"micrograd-grader {version} with the course {name}: hidden tests and reference included"
-        readme = (f"# micrograd-grader {version}, staff version\n\n"
-                  f"The grader with the whole course ({name}: assignments/, reference/, autotests/). "
-                  "Course staff only: it holds the reference solution and the hidden tests.\n")
+    readme = _render("grader_src_README.md.j2", version=version, name=name, student=student)
     (dest / "pyproject.toml").write_text(pyproject_text(parts, description), encoding="utf-8")
     (dest / "README.md").write_text(readme, encoding="utf-8")
 
@@ -218,111 +198,10 @@ def write_student_export(dest: Path, course: Course, name: str) -> None:
     """dest/NAME/, dest/grader-src/ and dest/README.md."""
     copy_tree(course.assignments_dir / name, dest / name)
     write_grader_source(dest / "grader-src", course, name, student=True)
-    (dest / "README.md").write_text(
-        f"# {name}: what students get\n\n"
-        f"- `{name}/`: the assignment. Its `README.md` (and `README.zh.md`) is all a student needs to read.\n"
-        f"- `grader-src/`: the grader with the public tests only. Students install it with "
-        f"`python -m pip install ../grader-src` from inside `{name}/`; it runs `grader check`, and it holds "
-        "neither the reference solution nor the hidden tests.\n"
-        f"- `{name}/template/`: a student repository to start from, with a GitHub Actions workflow that installs "
-        "the grader from the repository variable `GRADER_PIP_SPEC` (or from `grader-src/` committed beside it).\n",
-        encoding="utf-8")
+    (dest / "README.md").write_text(_render("student_README.md.j2", name=name), encoding="utf-8")
 
 
 # --- Gradescope export ------------------------------------------------------------------------------------
-
-SETUP_SH = r"""#!/usr/bin/env bash
-# Gradescope runs this once, as root, in /autograder/source when it builds the autograder image.
-# It installs python3, pip and bubblewrap (the grader's sandbox), then the grader bundled in grader-src/ (version
-# @VERSION@, with the course's reference solution and hidden tests) into a virtual environment.
-# For a trial run elsewhere: AUTOGRADER_ROOT (default /autograder), GRADER_SKIP_APT=1, GRADER_VENV_OPTIONS and
-# GRADER_PIP_OPTIONS (extra options of `python3 -m venv` and `pip install`).
-set -euo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="${AUTOGRADER_ROOT:-/autograder}"
-venv="$root/grader-venv"
-
-if [ -z "${GRADER_SKIP_APT:-}" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-pip python3-venv bubblewrap >/dev/null
-fi
-
-python3 -m venv ${GRADER_VENV_OPTIONS:-} "$venv"
-"$venv/bin/python" -m pip install --disable-pip-version-check --quiet ${GRADER_PIP_OPTIONS:-} "$here/grader-src"
-installed="$(cd / && "$venv/bin/python" -I -m grader --version)"
-case "$installed" in
-  *"version @VERSION@") echo "setup.sh: $installed in $venv" ;;
-  *) echo "setup.sh: expected grader @VERSION@, got: $installed" >&2; exit 1 ;;
-esac
-"""
-
-RUN_AUTOGRADER = r"""#!/usr/bin/env bash
-# Gradescope runs this for every submission: it grades /autograder/submission with the hidden tests of
-# @NAME@ and writes /autograder/results/results.json. It always writes results.json: when grading fails, one
-# with score 0 that says why. AUTOGRADER_ROOT (default /autograder) moves the whole tree, for trial runs.
-set -uo pipefail
-root="${AUTOGRADER_ROOT:-/autograder}"
-results="$root/results/results.json"
-python="$root/grader-venv/bin/python"
-[ -x "$python" ] || python=python3
-unset GRADER_COURSE  # the course is the one installed with the grader
-mkdir -p "$root/results"
-rm -f "$results"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-cd "$work" || exit 1
-
-# The submission, without links and without a submission.json of the student's; the submission time (for the
-# late penalty in assignment.toml) comes from Gradescope's submission_metadata.json.
-"$python" -I -c 'import sys; from grader.export import prepare_gradescope_submission as prepare
-prepare(sys.argv[1], sys.argv[2])' "$root" "$work/submission" 2>"$work/prepare.err"
-status=$?
-if [ "$status" -eq 0 ]; then
-  timeout --kill-after=30 @TIMEOUT@ "$python" -I -m grader grade "$work/submission" --assignment @NAME@ \
-    --format gradescope --out "$results" 2>"$work/grade.err"
-  status=$?
-fi
-cat "$work"/*.err >&2
-
-if [ "$status" -ne 0 ] || [ ! -s "$results" ]; then
-  reason="$(grep -h '^Error: ' "$work"/*.err 2>/dev/null | tail -n 1 | sed -e 's/^Error: //' -e "s#$work/##g")"
-  [ -n "$reason" ] || reason="the autograder failed (exit status $status); course staff can see its log"
-  if ! "$python" -I - "$results" "$reason" "$SECONDS" <<'PY'
-import json, sys
-with open(sys.argv[1], "w", encoding="utf-8") as out:
-    json.dump({"score": 0, "execution_time": int(sys.argv[3]), "output": "Not graded: " + sys.argv[2],
-               "output_format": "text", "visibility": "visible", "stdout_visibility": "hidden", "tests": []},
-              out, indent=2)
-    out.write("\n")
-PY
-  then  # not even Python: a fixed message
-    printf '%s\n' '{"score": 0, "execution_time": 0, "output_format": "text", "visibility": "visible",
- "stdout_visibility": "hidden", "tests": [],
- "output": "Not graded: the autograder failed; course staff can see its log."}' >"$results"
-  fi
-  echo "run_autograder: not graded ($reason)" >&2
-fi
-exit 0
-"""
-
-GRADESCOPE_README = """# Gradescope autograder for {name} (micrograd-grader {version})
-
-Course staff only: `grader-src/` holds the reference solution and the hidden tests.
-
-1. In Gradescope, create a Programming Assignment; under Configure Autograder choose "Zip file upload", an
-   Ubuntu 22.04 (or newer) base image, and upload this zip. `setup.sh` installs python3, pip, bubblewrap and this
-   grader (version {version}, pinned: the source is in the zip) into /autograder/grader-venv.
-2. Students submit `engine.py`, `nn.py` and `train.py` (or a .zip of them, or the notebook `{name}.ipynb`).
-3. `run_autograder` grades /autograder/submission into /autograder/results/results.json: one test per hidden
-   test, numbered "group.test", each with its group's `visibility` from assignment.toml ({visibility}).
-   The late penalty of assignment.toml uses Gradescope's submission time (submission_metadata.json).
-   A submission that cannot be graded gets score 0 and a message that says why.
-
-Try it without Gradescope: unpack the zip into ROOT/source, put a submission into ROOT/submission, then run
-`AUTOGRADER_ROOT=ROOT GRADER_SKIP_APT=1 bash ROOT/source/setup.sh` and
-`AUTOGRADER_ROOT=ROOT bash ROOT/source/run_autograder`; the result is ROOT/results/results.json.
-"""
-
 
 def gradescope_files(course: Course, name: str, staging: Path) -> dict[str, tuple[bytes, int]]:
     """Every entry of the bundle: archive path -> (content, Unix mode)."""
@@ -333,11 +212,10 @@ def gradescope_files(course: Course, name: str, staging: Path) -> dict[str, tupl
     timeout = int(assignment.limits.total_timeout_s * 3 + 120)
     version = grader.__version__
     files = {
-        "setup.sh": (SETUP_SH.replace("@VERSION@", version), 0o755),
-        "run_autograder": (RUN_AUTOGRADER.replace("@NAME@", name).replace("@TIMEOUT@", str(timeout)), 0o755),
-        "README.md": (GRADESCOPE_README.format(
-            name=name, version=version,
-            visibility=", ".join(f"{g.name}: {g.visibility}" for g in assignment.groups)), 0o644),
+        "setup.sh": (_render("setup.sh.j2", version=version), 0o755),
+        "run_autograder": (_render("run_autograder.sh.j2", name=name, timeout=timeout), 0o755),
+        "README.md": (_render("gradescope_README.md.j2", name=name, version=version,
+                              visibility=", ".join(f"{g.name}: {g.visibility}" for g in assignment.groups)), 0o644),
     }
     entries = {rel: (text.encode("utf-8"), mode) for rel, (text, mode) in files.items()}
     for path in sorted(source.rglob("*")):

@@ -9,6 +9,8 @@ reference/tests/                 -> tests/ (public tests, copied verbatim)
 reference/student/template/      -> template/ (a student repository: these files, README.md filled in like the
                                     READMEs, plus the three skeletons)
 reference/assignment.toml        -> assignment.toml
+The READMEs and notebook sections are Jinja2 templates ({{name}}, {{todos}}, ...: grader.rendering's text
+environment, StrictUndefined), the list of what to write is grader/templates/generate/todos.md.j2.
 Everything is a pure function of reference/, so `grader generate --check` can compare byte for byte.
 """
 from __future__ import annotations
@@ -18,6 +20,10 @@ import difflib
 import re
 import sys
 from pathlib import Path
+
+from jinja2 import TemplateError, meta
+
+from grader.rendering import text_environment
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -105,13 +111,18 @@ def read_text(path: Path) -> str:
 
 
 def fill_template(text: str, values: dict[str, str], source: str) -> str:
-    """Replace {{key}} placeholders; a placeholder left over is a typo in the template."""
-    for key, value in values.items():
-        text = text.replace("{{" + key + "}}", value)
-    if (left := re.search(r"\{\{\w+\}\}", text)):
-        line = text.count("\n", 0, left.start()) + 1
-        raise GenerateError(f"{source}:{line}: unknown placeholder {left.group()}")
-    return text
+    """Render a Jinja2 template of the course (`{{key}}` placeholders, no escaping, StrictUndefined); a placeholder
+    that is not one of `values` is a typo in the template."""
+    env = text_environment()
+    try:
+        unknown = meta.find_undeclared_variables(env.parse(text)) - values.keys()
+        if unknown:
+            uses = [(m.start(), name) for name in unknown if (m := re.search(r"\{\{-?\s*%s\b" % name, text))]
+            where, name = min(uses, default=(0, min(unknown)))
+            raise GenerateError(f"{source}:{text.count(chr(10), 0, where) + 1}: unknown placeholder {{{{{name}}}}}")
+        return env.from_string(text).render(values)
+    except TemplateError as exc:
+        raise GenerateError(f"{source}:{getattr(exc, 'lineno', None) or 1}: {exc.message}") from None
 
 
 def build_notebook(sections: list[tuple[str, str]], cells: dict[str, str]) -> str:
@@ -148,7 +159,7 @@ def build_notebook(sections: list[tuple[str, str]], cells: dict[str, str]) -> st
 
 def todo_list(todos: dict[str, list[str]]) -> str:
     """Markdown list of what to write, per file; language-neutral, so both READMEs share it."""
-    return "\n".join(f"- `{file}`: " + ", ".join(f"`{n}`" for n in names) for file, names in todos.items())
+    return text_environment().get_template("generate/todos.md.j2").render(todos=todos)
 
 
 def build_assignment(course_root: Path, name: str) -> dict[str, bytes]:
