@@ -215,6 +215,7 @@ def gradescope_files(course: Course, name: str, staging: Path) -> dict[str, tupl
         "setup.sh": (_render("setup.sh.j2", version=version), 0o755),
         "run_autograder": (_render("run_autograder.sh.j2", name=name, timeout=timeout), 0o755),
         "README.md": (_render("gradescope_README.md.j2", name=name, version=version,
+                              files=", ".join(f"`{f}`" for f in assignment.files),
                               visibility=", ".join(f"{g.name}: {g.visibility}" for g in assignment.groups)), 0o644),
     }
     entries = {rel: (text.encode("utf-8"), mode) for rel, (text, mode) in files.items()}
