@@ -210,8 +210,9 @@ def mistake_feedback(mistake, request, got, want):
         "stop_late": {"patience": request["patience"], **last},
         "stop_early": {"patience": request["patience"], **last},
     }[mistake]
-    message_id = {"restore_last": "train_restores_last",
-                  "restore_without_patience": "train_restores_without_patience"}.get(mistake, "train_" + mistake)
+    message_id = {"restore_last": "classifier_restores_last",
+                  "restore_without_patience": "classifier_restores_without_patience"}.get(mistake,
+                                                                                          "classifier_" + mistake)
     return Feedback(message_id, function="train_classifier", **params)
 
 
@@ -227,20 +228,20 @@ def check_train(student, reference, request):
         if same_run(got, simulate(reference, request, mistake)):
             raise mistake_feedback(mistake, request, got, want)
     where = {"function": "train_classifier", "setting": setting(request)}
-    for key, message_id in (("train_loss", "train_loss_trajectory"), ("val_loss", "train_val_trajectory")):
+    for key, message_id in (("train_loss", "classifier_loss_trajectory"), ("val_loss", "classifier_val_trajectory")):
         epoch = first_difference(got[key], want[key])
         if epoch is not None:
             raise Feedback(message_id, epoch=epoch, expected=want[key][epoch], got=got[key][epoch], **where)
     if len(got["val_loss"]) != len(want["val_loss"]) or len(got["train_loss"]) != len(want["train_loss"]):
-        raise Feedback("train_epochs_run", expected=len(want["val_loss"]),
+        raise Feedback("classifier_epochs_run", expected=len(want["val_loss"]),
                        got=max(len(got["val_loss"]), len(got["train_loss"])), **where)
     if got["draws"] != want["draws"]:
-        raise Feedback("train_draws", function="train_classifier", p=request["dropout_p"], expected=want["draws"],
+        raise Feedback("classifier_draws", function="train_classifier", p=request["dropout_p"], expected=want["draws"],
                        got=got["draws"])
     if got["best_epoch"] != want["best_epoch"]:
-        raise Feedback("train_best_epoch", function="train_classifier", expected=want["best_epoch"],
+        raise Feedback("classifier_best_epoch", function="train_classifier", expected=want["best_epoch"],
                        got=got["best_epoch"], val_loss=want["val_loss"])
-    raise Feedback("train_final_parameters", expected=want["params"], got=got["params"], **where)
+    raise Feedback("classifier_final_parameters", expected=want["params"], got=got["params"], **where)
 
 
 def telling_request(reference, rng, want_ok, attempts=12, **settings):
