@@ -1,0 +1,298 @@
+"""Hidden tests, group `classify`: Dropout and train_classifier.
+
+Dropout is run with a counted `random.Random(seed)`, so its draws are known here: the tests check one draw per
+element in order, the keep rule (draw >= p), the 1/(1-p) scaling, the gradients, and that nothing is drawn in
+eval mode or with p = 0.
+
+train_classifier runs on the course's MLP (nn.py is a given file) with parameters injected through its
+parameters(), on tiny data sets, and its whole result (both loss lists, best_epoch, the final parameters and
+the number of draws) is compared with the reference's. When it differs, the run is matched against the classic
+mistakes, each replayed here with the reference's losses (`simulate`): L2 left out or put into val_loss, a sum
+instead of a mean, val_loss before the update, dropout in validation or on the logits, early stopping one
+epoch late or early, the last parameters kept instead of the best, a restore without patience.
+"""
+import math
+import random
+
+import pytest
+
+from grader.testing import Feedback, all_close
+
+pytestmark = pytest.mark.group("classify")
+
+
+# ---------------------------------------------------------------------- Dropout
+
+
+def draws_of(seed, n):
+    rng = random.Random(seed)
+    return [rng.random() for _ in range(n)]
+
+
+def elements(rng, n):
+    """n distinct numbers away from 0, so that a dropped element and a kept one never look alike."""
+    return [round(rng.choice([-1, 1]) * rng.uniform(0.5, 3.0), 3) + 0.001 * i for i in range(n)]
+
+
+def check_dropout(student, reference, p, x, seed, single=False):
+    args = {"p": p, "x": x, "training": True, "seed": seed, "single": single}
+    got, want = student.call_beside(reference, "dropout", **args)
+    if not got["form_kept"]:
+        raise Feedback("dropout_form", function="Dropout.__call__", given="Value" if single else "list")
+    if got["draws"] != len(x):
+        raise Feedback("dropout_draws", function="Dropout.__call__", p=p, expected=len(x), got=got["draws"])
+    draws = [round(d, 3) for d in draws_of(seed, len(x))]
+    if not all_close(got["out"], want["out"]):
+        kept = [d >= p for d in draws_of(seed, len(x))]
+        params = {"function": "Dropout.__call__", "p": p, "x": x, "expected": want["out"], "got": got["out"]}
+        if all_close(got["out"], [v if k else 0.0 for v, k in zip(x, kept)]):
+            raise Feedback("dropout_no_scaling", **params)
+        got_kept = [o != 0.0 for o in got["out"]]
+        if len(got_kept) == len(kept) and got_kept != kept:
+            raise Feedback("dropout_keep_rule", draws=draws, **params)
+        raise Feedback("dropout_output", draws=draws, **params)
+    if not all_close(got["grads"], want["grads"]):
+        raise Feedback("dropout_gradient", function="Dropout.__call__", p=p, expected=want["grads"], got=got["grads"])
+
+
+@pytest.mark.covers("Dropout.__call__")
+@pytest.mark.parametrize("p", [0.25, 0.5])
+def test_dropout_draw_order_keep_rule_and_scaling(student, reference, rng, p):
+    for _ in range(4):  # seeds where some elements are kept and some dropped
+        seed = rng.randrange(10 ** 6)
+        if 0 < sum(d >= p for d in draws_of(seed, 8)) < 8:
+            break
+    check_dropout(student, reference, p, elements(rng, 8), seed)
+
+
+@pytest.mark.covers("Dropout.__call__")
+def test_dropout_of_a_single_value(student, reference, rng):
+    check_dropout(student, reference, 0.3, elements(rng, 1), rng.randrange(10 ** 6), single=True)
+
+
+@pytest.mark.covers("Dropout.__call__")
+@pytest.mark.parametrize("p, training", [(0.5, False), (0.0, True)])
+def test_dropout_off_returns_x_and_draws_nothing(student, reference, rng, p, training):
+    x = elements(rng, 5)
+    got, want = student.call_beside(reference, "dropout", p=p, x=x, training=training, seed=rng.randrange(10 ** 6))
+    if got["draws"] != 0:
+        raise Feedback("dropout_off_draws", function="Dropout.__call__", p=p, training=training, got=got["draws"])
+    if not got["form_kept"] or not all_close(got["out"], x) or not all_close(got["grads"], want["grads"]):
+        raise Feedback("dropout_off_changes", function="Dropout.__call__", p=p, training=training, x=x,
+                       got=got["out"])
+
+
+# ---------------------------------------------------------------------- train_classifier: requests
+
+
+def dataset(rng, n):
+    """n points [x0, x1] of two classes split by a wavy line: not linearly separable, like make_moons."""
+    data = []
+    for _ in range(n):
+        x = [round(rng.uniform(-1.5, 1.5), 3), round(rng.uniform(-1.5, 1.5), 3)]
+        data.append([x, int(x[1] > 0.6 * math.sin(2 * x[0]))])
+    return data
+
+
+def train_request(rng, sizes, epochs=8, lr=0.3, lam=0.0, patience=None, dropout_p=None, n_train=8, n_val=6):
+    count = sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))
+    return {"sizes": sizes, "params": [round(rng.uniform(-1, 1), 3) for _ in range(count)],
+            "train": dataset(rng, n_train), "val": dataset(rng, n_val), "epochs": epochs, "lr": lr, "lam": lam,
+            "patience": patience, "dropout_p": dropout_p, "seed": rng.randrange(10 ** 6)}
+
+
+def setting(request):
+    parts = [f"MLP({request['sizes'][0]}, {request['sizes'][1:]})", f"epochs = {request['epochs']}",
+             f"lr = {request['lr']}", f"lam = {request['lam']}"]
+    if request["patience"] is not None:
+        parts.append(f"patience = {request['patience']}")
+    if request["dropout_p"] is not None:
+        parts.append(f"dropout p = {request['dropout_p']}")
+    return ", ".join(parts)
+
+
+# ---------------------------------------------------------------------- train_classifier: classic mistakes
+
+
+def simulate(reference, request, mistake=None):
+    """train_classifier as the contract says, or with one classic mistake, run on the reference's modules."""
+    Value = reference.modules["engine"].Value
+    losses = reference.modules["losses"]
+    sizes, lam, dropout_p, patience = request["sizes"], request["lam"], request["dropout_p"], request["patience"]
+    model = reference.modules["nn"].MLP(sizes[0], list(sizes[1:]))
+    params = model.parameters()
+    for p, data in zip(params, request["params"]):
+        p.data = data
+    rng, draws = random.Random(request["seed"]), [0]
+
+    def dropout(h):
+        single = not isinstance(h, list)
+        out = []
+        for v in [h] if single else h:
+            draws[0] += 1
+            out.append(v * (1 / (1 - dropout_p)) if rng.random() >= dropout_p else v * 0)
+        return out[0] if single else out
+
+    def forward(x, training):
+        last = len(model.layers) - 1
+        for i, layer in enumerate(model.layers):
+            x = layer(x)
+            if training and dropout_p and (i < last or mistake == "dropout_on_last"):
+                x = dropout(x)
+        return x
+
+    def loss_of(out, label):
+        return losses.cross_entropy(out, label) if isinstance(out, list) else losses.bce_with_logits(out, label)
+
+    def penalty():
+        return lam * sum((p ** 2 for p in params), Value(0.0))
+
+    def validation():
+        mean = sum(loss_of(forward(x, mistake == "dropout_in_val"), y).data for x, y in request["val"])
+        mean /= len(request["val"])
+        return mean + penalty().data if mistake == "l2_in_val" else mean
+
+    limit = None if patience is None else patience + {"stop_late": 1, "stop_early": -1}.get(mistake, 0)
+    train_loss, val_loss, best_epoch = [], [], 0
+    best_loss, best_params, waited = math.inf, [p.data for p in params], 0
+    for epoch in range(request["epochs"]):
+        data_loss = sum((loss_of(forward(x, True), y) for x, y in request["train"]), Value(0.0))
+        if mistake != "sum_not_mean":
+            data_loss = data_loss * (1 / len(request["train"]))
+        loss = data_loss if mistake == "no_l2" else data_loss + penalty()
+        train_loss.append(loss.data)
+        model.zero_grad()
+        loss.backward()
+        early = validation() if mistake == "val_before_update" else None
+        for p in params:
+            p.data -= request["lr"] * p.grad
+        val_loss.append(early if early is not None else validation())
+        if val_loss[-1] < best_loss:
+            best_loss, best_params, waited, best_epoch = val_loss[-1], [p.data for p in params], 0, epoch
+        else:
+            waited += 1
+            if limit is not None and waited >= limit:
+                break
+    if (patience is not None and mistake != "restore_last") or mistake == "restore_without_patience":
+        for p, data in zip(params, best_params):
+            p.data = data
+    return {"train_loss": train_loss, "val_loss": val_loss, "best_epoch": best_epoch,
+            "params": [p.data for p in params], "draws": draws[0]}
+
+
+def mistakes_for(request):
+    found = ["sum_not_mean", "val_before_update"]
+    if request["lam"]:
+        found += ["no_l2", "l2_in_val"]
+    if request["dropout_p"]:
+        found += ["dropout_in_val", "dropout_on_last"]
+    if request["patience"] is not None:
+        found += ["restore_last", "stop_late"] + (["stop_early"] if request["patience"] >= 2 else [])
+    else:
+        found.append("restore_without_patience")
+    return found
+
+
+def same_run(a, b):
+    return (a["best_epoch"] == b["best_epoch"] and a["draws"] == b["draws"] and all_close(a["train_loss"],
+            b["train_loss"]) and all_close(a["val_loss"], b["val_loss"]) and all_close(a["params"], b["params"]))
+
+
+def mistake_feedback(mistake, request, got, want):
+    last = {"expected": len(want["val_loss"]) - 1, "got": len(got["val_loss"]) - 1}
+    params = {
+        "sum_not_mean": {}, "val_before_update": {},
+        "no_l2": {"lam": request["lam"]}, "l2_in_val": {"lam": request["lam"]},
+        "dropout_in_val": {"expected": want["draws"], "got": got["draws"]},
+        "dropout_on_last": {"expected": want["draws"], "got": got["draws"]},
+        "restore_last": {"best_epoch": want["best_epoch"]},
+        "restore_without_patience": {"best_epoch": want["best_epoch"]},
+        "stop_late": {"patience": request["patience"], **last},
+        "stop_early": {"patience": request["patience"], **last},
+    }[mistake]
+    message_id = {"restore_last": "classifier_restores_last",
+                  "restore_without_patience": "classifier_restores_without_patience"}.get(mistake,
+                                                                                          "classifier_" + mistake)
+    return Feedback(message_id, function="train_classifier", **params)
+
+
+def first_difference(got, want):
+    return next((i for i, (g, w) in enumerate(zip(got, want)) if not all_close([g], [w])), None)
+
+
+def check_train(student, reference, request):
+    got, want = student.call_beside(reference, "train", **request)
+    if same_run(got, want):
+        return
+    for mistake in mistakes_for(request):
+        if same_run(got, simulate(reference, request, mistake)):
+            raise mistake_feedback(mistake, request, got, want)
+    where = {"function": "train_classifier", "setting": setting(request)}
+    for key, message_id in (("train_loss", "classifier_loss_trajectory"), ("val_loss", "classifier_val_trajectory")):
+        epoch = first_difference(got[key], want[key])
+        if epoch is not None:
+            raise Feedback(message_id, epoch=epoch, expected=want[key][epoch], got=got[key][epoch], **where)
+    if len(got["val_loss"]) != len(want["val_loss"]) or len(got["train_loss"]) != len(want["train_loss"]):
+        raise Feedback("classifier_epochs_run", expected=len(want["val_loss"]),
+                       got=max(len(got["val_loss"]), len(got["train_loss"])), **where)
+    if got["draws"] != want["draws"]:
+        raise Feedback("classifier_draws", function="train_classifier", p=request["dropout_p"], expected=want["draws"],
+                       got=got["draws"])
+    if got["best_epoch"] != want["best_epoch"]:
+        raise Feedback("classifier_best_epoch", function="train_classifier", expected=want["best_epoch"],
+                       got=got["best_epoch"], val_loss=want["val_loss"])
+    raise Feedback("classifier_final_parameters", expected=want["params"], got=got["params"], **where)
+
+
+def telling_request(reference, rng, want_ok, attempts=12, **settings):
+    """A request on which the reference's run has the property `want_ok` (e.g. stops early); the last one tried
+    otherwise (the test is still right, only less sharp)."""
+    for _ in range(attempts):
+        request = train_request(rng, **settings)
+        if want_ok(reference.call("train", **request), request):
+            break
+    return request
+
+
+# ---------------------------------------------------------------------- train_classifier: tests
+
+
+@pytest.mark.covers("train_classifier")
+def test_train_classifier_matches_reference(student, reference, rng):
+    check_train(student, reference, train_request(rng, [2, 4, 2]))
+
+
+@pytest.mark.covers("train_classifier")
+def test_train_classifier_with_one_output_uses_bce(student, reference, rng):
+    check_train(student, reference, train_request(rng, [2, 4, 1]))
+
+
+@pytest.mark.covers("train_classifier")
+def test_train_loss_includes_l2_and_val_loss_does_not(student, reference, rng):
+    check_train(student, reference, train_request(rng, [2, 3, 2], epochs=5, lam=0.05))
+
+
+@pytest.mark.covers("train_classifier")
+def test_train_with_dropout_on_every_layer_but_the_last(student, reference, rng):
+    check_train(student, reference, train_request(rng, [2, 3, 3, 2], epochs=4, dropout_p=0.25, n_train=6,
+                                                  n_val=4))
+
+
+def stops_early_with_room(want, request):
+    """Stopped at least two epochs before the end, with the last parameters unlike the best ones."""
+    return len(want["val_loss"]) <= request["epochs"] - 2 and want["best_epoch"] < len(want["val_loss"]) - 1
+
+
+@pytest.mark.covers("train_classifier")
+@pytest.mark.parametrize("patience", [1, 2, 3])
+def test_early_stopping_stops_at_best_epoch_plus_patience_and_restores_the_best(student, reference, rng, patience):
+    request = telling_request(reference, rng, stops_early_with_room, sizes=[2, 3, 2], epochs=16, lr=2.5,
+                              patience=patience, n_train=6, n_val=4)
+    check_train(student, reference, request)
+
+
+@pytest.mark.covers("train_classifier")
+def test_without_patience_every_epoch_runs_and_nothing_is_restored(student, reference, rng):
+    request = telling_request(reference, rng, lambda want, _: want["best_epoch"] < len(want["val_loss"]) - 1,
+                              sizes=[2, 3, 2], epochs=10, lr=2.5, n_train=6, n_val=4)
+    check_train(student, reference, request)

@@ -1,0 +1,173 @@
+"""Hidden tests, group `losses`: bce_with_logits, softmax, cross_entropy and accuracy.
+
+Each loss is run on Values built by the harness and backpropagated with the course's engine (a given file), so
+its value and its inputs' gradients are compared with the reference. Moderate logits first (the formula), then
+logits up to +-1000 (the stable form): a textbook form raises (log of 0, 0/0) or saturates there, and the
+feedback says which stable form to use. Classic mistakes get their own message: the label used the wrong way
+round, the minus sign left out, a loss built from `.data` so that no gradient flows.
+"""
+import pytest
+
+from grader.testing import Feedback, all_close, close
+
+pytestmark = pytest.mark.group("losses")
+
+EXTREME = (1000.0, -1000.0, 750.0, -750.0, 100.0, -100.0, 40.0, -40.0)
+FAILED_TO_ANSWER = ("exception", "wrong_type")  # the grader's ids: raised, or replied with NaN / inf / no Value
+FUNCTION = {"bce": "bce_with_logits", "softmax": "softmax", "cross_entropy": "cross_entropy"}
+
+
+def logit(rng, scale=4.0):
+    return round(rng.uniform(-scale, scale), 3)
+
+
+def unstable_call(student, reference, unstable_id, cmd, params, **args):
+    """call_beside for extreme inputs: an exception or a non-finite reply is the unstable form's fault."""
+    try:
+        return student.call_beside(reference, cmd, **args)
+    except Feedback as failure:
+        if failure.message_id in FAILED_TO_ANSWER:
+            raise Feedback(unstable_id, function=FUNCTION[cmd], **params) from None
+        raise
+
+
+# ---------------------------------------------------------------------- bce_with_logits
+
+
+def check_bce(student, reference, z, y, extreme=False):
+    params = {"z": z, "y": y}
+    if extreme:
+        got, want = unstable_call(student, reference, "bce_unstable", "bce", params, z=z, y=y)
+    else:
+        got, want = student.call_beside(reference, "bce", z=z, y=y)
+    if not close(got["data"], want["data"]):
+        flipped = reference.call("bce", z=z, y=1 - y)
+        if close(got["data"], flipped["data"]) and not close(flipped["data"], want["data"]):
+            raise Feedback("bce_label_flipped", function="bce_with_logits", flipped=1 - y, expected=want["data"],
+                           got=got["data"], **params)
+        raise Feedback("bce_unstable_value" if extreme else "bce_value", function="bce_with_logits",
+                       expected=want["data"], got=got["data"], **params)
+    if not close(got["grad"], want["grad"]):
+        if got["grad"] == 0.0:
+            raise Feedback("bce_no_gradient", function="bce_with_logits", expected=want["grad"], **params)
+        raise Feedback("bce_gradient", function="bce_with_logits", expected=want["grad"], got=got["grad"], **params)
+
+
+@pytest.mark.covers("bce_with_logits")
+def test_bce_value_and_gradient(student, reference, rng):
+    for z, y in [(0.0, 1), (0.0, 0), (1.5, 1), (-2.0, 1), (logit(rng), 0), (logit(rng), 1)]:
+        check_bce(student, reference, z, y)
+
+
+@pytest.mark.covers("bce_with_logits")
+def test_bce_is_stable_for_large_logits(student, reference, rng):
+    y = rng.choice([0, 1])
+    for z in EXTREME:
+        for label in (y, 1 - y):
+            check_bce(student, reference, z, label, extreme=True)
+
+
+# ---------------------------------------------------------------------- softmax
+
+
+def check_softmax(student, reference, logits, upstream, extreme=False):
+    args = {"logits": logits, "upstream": upstream}
+    if extreme:
+        got, want = unstable_call(student, reference, "softmax_unstable", "softmax", {"logits": logits}, **args)
+    else:
+        got, want = student.call_beside(reference, "softmax", **args)
+    if len(got["data"]) != len(logits):
+        raise Feedback("softmax_length", function="softmax", expected=len(logits), got=len(got["data"]))
+    if not all_close(got["data"], want["data"]):
+        raise Feedback("softmax_unstable_value" if extreme else "softmax_value", function="softmax", logits=logits,
+                       expected=want["data"], got=got["data"])
+    if not all_close(got["grads"], want["grads"]):
+        raise Feedback("softmax_gradient", function="softmax", logits=logits, upstream=upstream,
+                       expected=want["grads"], got=got["grads"])
+
+
+@pytest.mark.covers("softmax")
+def test_softmax_values_and_gradients(student, reference, rng):
+    for size in (2, 3, 5):
+        logits = [logit(rng) for _ in range(size)]
+        upstream = [round(rng.uniform(-2, 2), 3) for _ in range(size)]
+        check_softmax(student, reference, logits, upstream)
+    check_softmax(student, reference, [1.0], [1.0])
+
+
+@pytest.mark.covers("softmax")
+def test_softmax_is_stable_for_large_logits(student, reference, rng):
+    upstream = [round(rng.uniform(-2, 2), 3) for _ in range(3)]
+    for logits in ([1000.0, -1000.0, 999.0], [-1000.0, -1000.0, -999.5], [800.0, 0.0, 799.0],
+                   [-800.0, -801.0, -1000.0]):
+        check_softmax(student, reference, logits, upstream, extreme=True)
+
+
+# ---------------------------------------------------------------------- cross_entropy
+
+
+def check_cross_entropy(student, reference, logits, label, extreme=False):
+    params = {"logits": logits, "label": label}
+    if extreme:
+        got, want = unstable_call(student, reference, "cross_entropy_unstable", "cross_entropy", params, **params)
+    else:
+        got, want = student.call_beside(reference, "cross_entropy", **params)
+    if not close(got["data"], want["data"]):
+        if close(got["data"], -want["data"]) and not close(want["data"], 0.0):
+            raise Feedback("cross_entropy_sign", function="cross_entropy", expected=want["data"], got=got["data"],
+                           **params)
+        raise Feedback("cross_entropy_unstable_value" if extreme else "cross_entropy_value",
+                       function="cross_entropy", expected=want["data"], got=got["data"], **params)
+    if not all_close(got["grads"], want["grads"]):
+        if all(g == 0.0 for g in got["grads"]):
+            raise Feedback("cross_entropy_no_gradient", function="cross_entropy", expected=want["grads"], **params)
+        raise Feedback("cross_entropy_gradient", function="cross_entropy", expected=want["grads"], got=got["grads"],
+                       **params)
+
+
+@pytest.mark.covers("cross_entropy")
+def test_cross_entropy_value_and_gradients(student, reference, rng):
+    for size in (2, 3, 4):
+        logits = [logit(rng) for _ in range(size)]
+        check_cross_entropy(student, reference, logits, rng.randrange(size))
+    check_cross_entropy(student, reference, [0.0, 0.0, 0.0], 2)
+
+
+@pytest.mark.covers("cross_entropy")
+def test_cross_entropy_is_stable_for_large_logits(student, reference, rng):
+    for logits in ([1000.0, -1000.0, 999.0], [-1000.0, -1000.0], [750.0, 0.0, -750.0]):
+        check_cross_entropy(student, reference, logits, rng.randrange(len(logits)), extreme=True)
+        check_cross_entropy(student, reference, logits, 0, extreme=True)
+
+
+# ---------------------------------------------------------------------- accuracy
+
+
+def check_accuracy(student, reference, rows, labels, message_id):
+    got, want = student.call_beside(reference, "accuracy", rows=rows, labels=labels)
+    if not close(got["accuracy"], want["accuracy"]):
+        raise Feedback(message_id, function="accuracy", rows=rows, labels=labels, expected=want["accuracy"],
+                       got=got["accuracy"])
+
+
+@pytest.mark.covers("accuracy")
+def test_accuracy_of_distinct_logits(student, reference, rng):
+    rows = [[logit(rng) for _ in range(3)] for _ in range(6)]
+    labels = [rng.randrange(3) for _ in rows]
+    labels[0] = max(range(3), key=rows[0].__getitem__)  # at least one right
+    check_accuracy(student, reference, rows, labels, "accuracy_wrong")
+
+
+@pytest.mark.covers("accuracy")
+def test_accuracy_ties_go_to_the_first_largest(student, reference, rng):
+    top = logit(rng)
+    rows = [[top, top, top - 1], [top - 1, top, top], [top, top - 2, top], [top - 1, top, top - 2]]
+    check_accuracy(student, reference, rows, [0, 1, 0, 1], "accuracy_ties")
+    check_accuracy(student, reference, rows, [1, 2, 2, 1], "accuracy_ties")
+
+
+@pytest.mark.covers("accuracy")
+def test_accuracy_with_one_logit_per_row(student, reference, rng):
+    rows = [0.0, abs(logit(rng)) + 0.001, -abs(logit(rng)) - 0.001, 1e-9, 0.0]
+    check_accuracy(student, reference, rows, [0, 1, 0, 1, 0], "accuracy_single_logit")
+    check_accuracy(student, reference, rows, [1, 1, 1, 0, 1], "accuracy_single_logit")
