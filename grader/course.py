@@ -4,6 +4,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -132,9 +133,10 @@ class Course:
             return self.assignment(names[0])
         held = _names_in(submission) if submission is not None else set()
         assignments = [self.assignment(n) for n in names]
-        found = {a.name: len(held & set(a.files)) for a in assignments}
-        best = max(found.values(), default=0)
-        if best and list(found.values()).count(best) == 1:
+        # most of its files held, then fewest missing (a notebook of one also holds the given files of another)
+        found = {a.name: (len(held & set(a.files)), -len(set(a.files) - held)) for a in assignments}
+        best = max(found.values())
+        if best[0] and list(found.values()).count(best) == 1:
             return next(a for a in assignments if found[a.name] == best)
         where = f" and {submission} does not tell which" if submission is not None else ""
         raise CourseError(f"the course has several assignments ({', '.join(names)}){where}: pass --assignment NAME")
@@ -236,7 +238,7 @@ def _names_in(path: Path) -> set[str]:
             return set()
     if path.is_file() and path.suffix == ".ipynb":
         text = path.read_text(encoding="utf-8", errors="replace")
-        return {word.strip('"') for word in text.replace(",", " ").split() if word.strip('"').endswith(".py")}
+        return set(re.findall(r"[\w-]+\.py\b", text))  # %%writefile lines and cell tags name the files
     if not path.is_dir():
         return set()
     found = set()

@@ -204,7 +204,7 @@ def build_assignment(course_root: Path, name: str) -> dict[str, bytes]:
     if not sections:
         raise GenerateError(f"{student / 'notebook'}: no .md sections")
     cells = {Path(f).stem: f"%%writefile {f}\n{out[f]}" for f in given + files}
-    cells["check"] = f"!grader check {name}.ipynb"
+    cells["check"] = f"!grader check {name}.ipynb --assignment {name}"
     out[f"{name}.ipynb"] = build_notebook(sections, cells)
 
     # A student repository to start from: the skeletons, a README and a CI workflow that runs `grader check`.
