@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from grader.errors import UnusableInput
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -15,7 +16,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 
-class CourseError(Exception):
+class CourseError(UnusableInput):
     """The course or assignment cannot be used; the message says what and where."""
 
 

@@ -15,13 +15,14 @@ from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
+from grader.errors import GraderError
 
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "report.schema.json"
 FORMATS = ("text", "json", "gradescope", "junit", "markdown")
 TOLERANCE = 1e-6  # scores are float sums; this much rounding is not a mismatch
 
 
-class ReportError(Exception):
+class ReportError(GraderError):
     """A report is missing, unreadable or inconsistent; the one-line message says where and what."""
 
 

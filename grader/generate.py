@@ -18,6 +18,7 @@ import difflib
 import re
 import sys
 from pathlib import Path
+from grader.errors import UnusableInput
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -30,7 +31,7 @@ IGNORED = {"__pycache__", ".pytest_cache", ".ipynb_checkpoints"}
 CODE_DIRECTIVE = re.compile(r"^<!-- code: ([\w-]+) -->$")
 
 
-class GenerateError(Exception):
+class GenerateError(UnusableInput):
     """The reference cannot be turned into student material; the message names file:line."""
 
 

