@@ -5,6 +5,8 @@ import importlib
 import pkgutil
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -105,14 +107,18 @@ def test_a_reference_that_cannot_be_mutated_stops_selftest_in_one_line(tmp_path)
 
 
 def test_hidden_tests_that_do_not_run_are_a_broken_course_in_grade_and_batch(tmp_path):
+    # In a process of its own: pytest, which runs the hidden tests, has already imported the course's autotests here.
     course = course_copy(tmp_path / "course")
     (course / "autotests" / "test_broken.py").write_text("def test_x(:\n", encoding="utf-8")
-    one_line_error(["grade", str(ALICE), "--course", str(course), "--format", "json"], EXIT_UNUSABLE,
-                   "the hidden tests did not run")
     folder = tmp_path / "class"
     shutil.copytree(ALICE, folder / "alice")
-    one_line_error(["batch", str(folder), "--out-dir", str(tmp_path / "out"), "--course", str(course)],
-                   EXIT_UNUSABLE, "hidden tests")
+    for args, words in ((["grade", str(ALICE), "--format", "json"], "the hidden tests did not run"),
+                        (["batch", str(folder), "--out-dir", str(tmp_path / "out")], "no one was graded")):
+        done = subprocess.run([sys.executable, "-m", "grader", *args, "--course", str(course)], cwd=ROOT,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == EXIT_UNUSABLE and done.stdout == "", (args, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: ") and words in lines[0], (args, done.stderr)
 
 
 def test_input_errors_are_exit_2_and_failures_exit_1(tmp_path):
