@@ -28,6 +28,7 @@ from typing import Callable
 from urllib.parse import quote
 
 from grader.course import Assignment
+from grader.errors import UnusableInput
 from grader.formats import ReportError, load_report, write_report_atomic, write_text_atomic
 from grader.parallel import GradeTask, grade_task_with_page, worker_pool
 from grader.runner import GradingError
@@ -41,7 +42,7 @@ STUDENTS_DIR = "students"  # OUT_DIR/students/<id>.json and .html
 CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs a cell that starts so (CSV injection)
 
 
-class BatchError(Exception):
+class BatchError(UnusableInput):
     """The batch cannot start or must stop for everyone (clashing student ids, unreadable metadata or times, a
     broken course); the one-line message names the paths."""
 

@@ -1,4 +1,8 @@
-"""The `grader` command: thin click commands over the library (grader.grading, grader.formats, ...)."""
+"""The `grader` command: thin click commands over the library (grader.grading, grader.formats, ...).
+
+Errors are handled in one place, `GraderGroup.invoke`: a `grader.errors.GraderError` from any command becomes
+`Error: <one line>` on standard error and the exit code of its class (the table is in grader/errors.py and the
+README); click's own usage errors stay click's (exit 2)."""
 from __future__ import annotations
 
 import json
@@ -8,7 +12,8 @@ from pathlib import Path
 import click
 
 from grader import __version__
-from grader.course import CourseError, find_course
+from grader.course import find_course
+from grader.errors import GraderError, UnusableInput
 
 LANG = click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True,
                     help="Language of the feedback.")
@@ -20,16 +25,21 @@ COURSE = click.option("--course", "course_dir", type=click.Path(file_okay=False,
                       "Default: $GRADER_COURSE, else the course installed with the grader.")
 
 
-class InputError(click.ClickException):
-    """Input that is not a submission at all: exit code 2, like a usage error."""
+class InputError(UnusableInput):
+    """An option or a course that cannot be used for this command (a missing output folder, a student course
+    given to `grade`): exit code 2, like a usage error."""
 
-    exit_code = 2
 
+class GraderGroup(click.Group):
+    """The `grader` group: the one place where a GraderError becomes `Error: <one line>` and its exit code."""
 
-class WeakSandboxRefused(click.ClickException):
-    """Hidden tests would run without filesystem isolation: exit code 2, before anything is graded."""
-
-    exit_code = 2
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except GraderError as exc:
+            error = click.ClickException(exc.one_line())
+            error.exit_code = exc.exit_code
+            raise error from None
 
 
 WEAK_SANDBOX = click.option("--allow-weak-sandbox", is_flag=True,
@@ -39,14 +49,9 @@ WEAK_SANDBOX = click.option("--allow-weak-sandbox", is_flag=True,
 
 def require_isolation(allow_weak_sandbox: bool) -> None:
     """Before hidden tests run: refuse a sandbox without bubblewrap in one line, or warn when it is allowed."""
-    from grader.sandbox import SandboxError, WeakSandboxError, check_isolation
+    from grader.sandbox import check_isolation
 
-    try:
-        warning = check_isolation(allow_weak_sandbox)
-    except WeakSandboxError as exc:
-        raise WeakSandboxRefused(str(exc)) from None
-    except SandboxError as exc:
-        raise click.ClickException(str(exc)) from None
+    warning = check_isolation(allow_weak_sandbox)  # WeakSandboxError (exit 2), SandboxError (exit 1)
     if warning:
         click.echo(f"warning: {warning}", err=True)
 
@@ -55,10 +60,7 @@ def load_assignment(course_dir: Path | None, name: str | None, hidden_tests: boo
                     submission: Path | None = None):
     """The assignment (named, the only one, or the one `submission` is for); with hidden_tests, refuse a course
     without them (the student grader) in one line."""
-    try:
-        assignment = find_course(course_dir).choose(name, submission)
-    except CourseError as exc:
-        raise InputError(str(exc)) from None
+    assignment = find_course(course_dir).choose(name, submission)
     if hidden_tests and not assignment.has_hidden_tests:
         raise InputError(f"the course in {assignment.course.root} has no hidden tests for {assignment.name} (no "
                          f"reference/{assignment.name}/ and autotests/{assignment.name}/): this is the student "
@@ -72,7 +74,7 @@ def require_folder_of(out: Path | None) -> None:
         raise InputError(f"{out}: the folder {out.resolve().parent} does not exist")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=GraderGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="grader")
 def main() -> None:
     """Autograder for the micrograd course: grade submissions safely, check your work, run course CI."""
@@ -96,26 +98,18 @@ def grade(path: Path, assignment_name: str, course_dir: Path | None, out: Path |
           allow_weak_sandbox: bool) -> None:
     """Grade one submission: PATH is a folder of files, a .zip, a .ipynb, or a folder holding one notebook.
 
-    Exit status: 0 when a report was produced (whatever the score), 1 when --fail-under is not met,
-    2 for usage errors, input that is not a submission at all, and a sandbox without filesystem isolation
-    (bubblewrap) unless --allow-weak-sandbox.
+    Exit status: 0 when a report was produced (whatever the score), 1 when --fail-under is not met or the
+    sandbox cannot be set up, 2 for usage errors, input that is not a submission at all, a broken course
+    (hidden tests that do not run included), and a sandbox without filesystem isolation (bubblewrap) unless
+    --allow-weak-sandbox.
     """
     from grader.formats import render, write_report_atomic, write_text_atomic
     from grader.grading import grade_path
-    from grader.submission import SubmissionError
 
     require_folder_of(out)
     assignment = load_assignment(course_dir, assignment_name, hidden_tests=True, submission=path)
     require_isolation(allow_weak_sandbox)
-    from grader.runner import GradingError
-    from grader.sandbox import SandboxError
-
-    try:
-        report = grade_path(path, assignment, student=student, lang=lang, seed=seed)
-    except SubmissionError as exc:
-        raise InputError(str(exc)) from None
-    except (GradingError, SandboxError) as exc:
-        raise click.ClickException(str(exc)) from None
+    report = grade_path(path, assignment, student=student, lang=lang, seed=seed)
     data = report.to_dict()
     fmt = fmt or ("text" if out is None and sys.stdout.isatty() else "json")
     if out is not None and fmt == "json":
@@ -149,24 +143,18 @@ def check(path: Path, assignment_name: str, course_dir: Path | None, lang: str, 
     """Run the public tests on your work (PATH: your folder or notebook; default: this folder).
 
     Prints which functions are done, which are wrong (and why), and which are not written yet.
-    Exit status: 0 when every public test passes, 1 otherwise, 2 when PATH holds no submission.
+    Exit status: 0 when every public test passes, 1 otherwise (or when the sandbox cannot be set up), 2 when
+    PATH holds no submission or the course cannot be used.
     """
     from grader.checking import all_passed, check_submission, render_check_text
     from grader.formats import render, write_text_atomic
-    from grader.sandbox import SandboxError
-    from grader.submission import SubmissionError, load_submission
+    from grader.submission import load_submission
 
     require_folder_of(out)
 
     assignment = load_assignment(course_dir, assignment_name, submission=path)
-    try:
-        submission = load_submission(path.resolve(), assignment)
-    except SubmissionError as exc:
-        raise InputError(str(exc)) from None
-    try:
-        data = check_submission(submission, assignment, lang=lang, only=only).to_dict()
-    except SandboxError as exc:
-        raise click.ClickException(str(exc)) from None
+    submission = load_submission(path.resolve(), assignment)
+    data = check_submission(submission, assignment, lang=lang, only=only).to_dict()
     tty = sys.stdout.isatty()
     text = render_check_text(data, lang, color=tty) if fmt == "text" else render(data, fmt, lang)
     click.echo(text, nl=not text.endswith("\n"))
@@ -199,11 +187,12 @@ def batch(folder: Path, assignment_name: str, course_dir: Path | None, out_dir: 
     One bad submission never stops the batch: it gets an error report. Exit status: 0 when every student was
     graded, 1 when some could not be (error reports; the gradebook and dashboard are written all the same),
     2 for usage errors, an unusable FOLDER or times.csv, a broken course, and a sandbox without filesystem
-    isolation (bubblewrap) unless --allow-weak-sandbox (nobody is graded).
+    isolation (bubblewrap) unless --allow-weak-sandbox (nobody is graded); 1 also when the sandbox cannot be
+    set up (the batch stops).
     """
-    from grader.batch import BatchError, run_batch
+    from grader.batch import run_batch
     from grader.parallel import default_jobs
-    from grader.sandbox import SandboxError
+    from grader.sandbox import SandboxError, WeakSandboxError
 
     assignment = load_assignment(course_dir, assignment_name, hidden_tests=True, submission=folder)
     require_isolation(allow_weak_sandbox)
@@ -211,10 +200,10 @@ def batch(folder: Path, assignment_name: str, course_dir: Path | None, out_dir: 
     try:
         result = run_batch(folder, assignment, out_dir, jobs=jobs or default_jobs(), resume=resume, lang=lang,
                            only=list(only) or None, progress=progress, allow_weak_sandbox=allow_weak_sandbox)
-    except BatchError as exc:
-        raise InputError(str(exc)) from None
     except SandboxError as exc:
-        raise click.ClickException(f"{exc} (the batch stopped: no student was graded with a broken sandbox)") from None
+        if isinstance(exc, WeakSandboxError):
+            raise
+        raise SandboxError(f"{exc} (the batch stopped: no student was graded with a broken sandbox)") from None
     rate = len(result.graded) / result.duration_s if result.duration_s else 0.0
     click.echo(f"graded {len(result.graded)}, up to date {len(result.skipped)}, in {result.duration_s:.1f} s "
                f"({rate:.1f}/s); gradebook: {out_dir / 'gradebook.csv'}, dashboard: {out_dir / 'index.html'}")
@@ -249,12 +238,9 @@ class TerminalProgress:
 @click.argument("report", type=click.Path(path_type=Path))
 def validate(report: Path) -> None:
     """Check a JSON report against the schema and its own sums; exit 1 with the first problem."""
-    from grader.formats import ReportError, load_report
+    from grader.formats import load_report
 
-    try:
-        load_report(report)
-    except ReportError as exc:
-        raise click.ClickException(str(exc)) from None
+    load_report(report)  # ReportError: exit 1
     click.echo(f"{report}: valid")
 
 
@@ -272,23 +258,24 @@ def schema() -> None:
 @click.option("--check", is_flag=True, help="Change nothing; exit 1 with a diff when assignments/ is out of date.")
 def generate(assignment_name: str | None, course_dir: Path | None, check: bool) -> None:
     """Write the student material assignments/NAME/ from reference/NAME/ (skeletons, notebook, READMEs, public
-    tests, the harness commands and messages); every assignment of the course unless --assignment is given."""
-    from grader.generate import GenerateError, diff_assignment, reference_names, write_assignment
+    tests, the harness commands and messages); every assignment of the course unless --assignment is given.
 
-    try:
-        root = find_course(course_dir).root
-        for name in [assignment_name] if assignment_name else reference_names(root):
-            if check:
-                diff = diff_assignment(root, name)
-                if diff:
-                    click.echo(diff, err=True)
-                    raise click.ClickException(f"assignments/{name} is out of date: run `grader generate`")
-                click.echo(f"assignments/{name} is up to date")
-                continue
-            changed = write_assignment(root, name)
-            click.echo(f"wrote {len(changed)} file(s) in assignments/{name}" + "".join(f"\n  {p}" for p in changed))
-    except (CourseError, GenerateError) as exc:
-        raise click.ClickException(str(exc)) from None
+    Exit status: 0 when done (or up to date), 1 when --check finds an assignment out of date, 2 for a course
+    or reference that cannot be used.
+    """
+    from grader.generate import diff_assignment, reference_names, write_assignment
+
+    root = find_course(course_dir).root
+    for name in [assignment_name] if assignment_name else reference_names(root):
+        if check:
+            diff = diff_assignment(root, name)
+            if diff:
+                click.echo(diff, err=True)
+                raise GraderError(f"assignments/{name} is out of date: run `grader generate`")
+            click.echo(f"assignments/{name} is up to date")
+            continue
+        changed = write_assignment(root, name)
+        click.echo(f"wrote {len(changed)} file(s) in assignments/{name}" + "".join(f"\n  {p}" for p in changed))
 
 
 @main.command()
@@ -306,20 +293,18 @@ def selftest(assignment_name: str, course_dir: Path | None, jobs: int | None, re
 
     The reference must get full marks; every mutant of its solution regions must lose points unless
     autotests/equivalent_mutants.toml explains why it cannot change behaviour; every catalogue bug must lose
-    points in its own group with feedback that names the faulty function. Exit 1 otherwise.
+    points in its own group with feedback that names the faulty function. Exit 1 otherwise; 2 for a course
+    that cannot be used (its settings, a reference that cannot be mutated, a malformed catalogue).
     """
     from grader.formats import write_text_atomic
     from grader.parallel import default_jobs
-    from grader.selftest import SelftestError, render_selftest, run_selftest, selftest_exit_code
+    from grader.selftest import render_selftest, run_selftest, selftest_exit_code
 
     require_folder_of(report_file)
     assignment = load_assignment(course_dir, assignment_name, hidden_tests=True)
     progress = TerminalProgress() if sys.stderr.isatty() else None
-    try:
-        result = run_selftest(assignment.course, assignment, jobs or default_jobs(),
-                              functions=list(functions) or None, bugs=list(bugs) or None, progress=progress)
-    except SelftestError as exc:
-        raise InputError(str(exc)) from None
+    result = run_selftest(assignment.course, assignment, jobs or default_jobs(),
+                          functions=list(functions) or None, bugs=list(bugs) or None, progress=progress)
     click.echo(render_selftest(result), nl=False)
     if report_file is not None:
         write_text_atomic(report_file, json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n")
@@ -349,13 +334,11 @@ def export_student_command(assignment_name: str, course_dir: Path | None, out: P
     that runs `grader check` without --course, and holds neither reference/ nor autotests/ (nor the grader
     code that spells out a solution). Refuses when assignments/NAME is out of date with reference/.
     """
-    from grader.export import ExportError, export_student
+    from grader.export import export_student
 
-    try:
-        export_student(out, course_dir=course_dir, name=load_assignment(course_dir, assignment_name).name)
-    except ExportError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"wrote {out}: {assignment_name}/ (for students) and grader-src/ "
+    assignment = load_assignment(course_dir, assignment_name)
+    export_student(out, course_dir=course_dir, name=assignment.name)
+    click.echo(f"wrote {out}: {assignment.name}/ (for students) and grader-src/ "
                f"(students install it: python -m pip install ../grader-src)")
 
 
@@ -372,11 +355,8 @@ def export_gradescope_command(assignment_name: str, course_dir: Path | None, out
     grader-src/ with the whole course: assignments/, reference/ and the hidden tests. Each test's Gradescope
     visibility is its group's `visibility` in assignment.toml. Course staff only: never give it to students.
     """
-    from grader.export import ExportError, export_gradescope
+    from grader.export import export_gradescope
 
-    try:
-        export_gradescope(out, course_dir=course_dir,
-                          name=load_assignment(course_dir, assignment_name, hidden_tests=True).name)
-    except ExportError as exc:
-        raise click.ClickException(str(exc)) from None
+    export_gradescope(out, course_dir=course_dir,
+                      name=load_assignment(course_dir, assignment_name, hidden_tests=True).name)
     click.echo(f"wrote {out}: upload it to Gradescope (Configure Autograder, zip file upload)")

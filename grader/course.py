@@ -2,13 +2,18 @@
 from __future__ import annotations
 
 import fnmatch
+import json
 import math
 import os
 import re
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, time
+from functools import lru_cache
 from pathlib import Path
+from typing import Callable
+
+from grader.errors import UnusableInput
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -16,7 +21,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 
-class CourseError(Exception):
+class CourseError(UnusableInput):
     """The course or assignment cannot be used; the message says what and where."""
 
 
@@ -147,83 +152,69 @@ class Course:
         if name in ("", ".", "..") or Path(name).name != name or not settings.is_file():
             known = sorted(p.parent.name for p in self.assignments_dir.glob("*/assignment.toml"))
             raise CourseError(f"no assignment {name!r} in {self.assignments_dir} (known: {', '.join(known) or 'none'})")
-        try:
-            text = settings.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise CourseError(f"{settings}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-        except OSError as exc:
-            raise CourseError(f"{settings}: cannot read it: {exc.strerror or exc}") from None
-        return parse_assignment(text, folder, self, source=settings)
+        return read_assignment(settings, self, folder)
 
 
-VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")  # Gradescope's
-KEYS = {  # what each table may hold: any other key is a typo that would silently change nothing
-    "": ("assignment", "groups", "limits", "late", "contract", "variants"),
-    "assignment": ("name", "title", "version", "files", "given"),
-    "groups.*": ("points", "title", "visibility", "functions"),
-    "limits": ("call_timeout_s", "total_timeout_s", "memory_mb", "processes", "output_kb", "file_size_kb"),
-    "late": ("due", "percent_per_day", "max_days"),
-}
-DUE_EXAMPLE = "2026-12-20T23:59:00+08:00"
+SCHEMA_PATH = Path(__file__).with_name("schemas") / "assignment.schema.json"
+
+
+def read_assignment(settings: Path, course: Course, folder: Path | None = None) -> Assignment:
+    """The assignment described by the file `settings` (assignment.toml, in assignments/<name>/ or reference/);
+    `folder` is its student material (default: the file's folder)."""
+    try:
+        text = settings.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise CourseError(f"{settings}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise CourseError(f"{settings}: cannot read it: {exc.strerror or exc}") from None
+    return parse_assignment(text, settings.parent if folder is None else folder, course, source=settings)
 
 
 def parse_assignment(text: str, folder: Path, course: Course, source: Path) -> Assignment:
-    """Read assignment.toml; every missing or malformed key is reported with the file's path."""
+    """Read assignment.toml against grader/schemas/assignment.schema.json, the one description of its keys.
+
+    Every missing, unknown or malformed key is a CourseError of one line: `<file>: <key path>: <what>`."""
     try:
         data = tomllib.loads(text)
-        _only_known(data, "")
-        meta, limits = _table(data, "assignment"), _table(data, "limits")
-        late = _table(data, "late") if "late" in data else {}
-        groups = _table(data, "groups")
-        if not groups:
-            raise ValueError("[groups] holds no group")
-        files = _required(meta, "files", "assignment")
-        if not isinstance(files, list) or not files or not all(isinstance(f, str) and f.strip() for f in files):
-            raise ValueError(f'assignment.files must be a non-empty list of file names, e.g. ["engine.py"], '
-                             f"not {files!r}")
-        version = _required(meta, "version", "assignment")
-        if not isinstance(version, (str, int)) or isinstance(version, bool):
-            raise ValueError(f"assignment.version must be a string, not {version!r}")
-        name = _string(_required(meta, "name", "assignment"), "assignment.name")
-
-        def limit(key: str) -> float:
-            return _number(_required(limits, key, "limits"), f"limits.{key}")
-
-        def whole_limit(key: str) -> int:
-            return _number(_required(limits, key, "limits"), f"limits.{key}", whole=True)
-
-        return Assignment(
-            name=name,
-            title=_string(meta.get("title", name), "assignment.title"),
-            version=str(version),
-            files=tuple(files),
-            groups=tuple(_group(group, _table(groups, group, "groups")) for group in groups),
-            limits=Limits(
-                call_timeout_s=limit("call_timeout_s"),
-                total_timeout_s=limit("total_timeout_s"),
-                memory_mb=whole_limit("memory_mb"),
-                processes=whole_limit("processes"),
-                output_bytes=whole_limit("output_kb") * 1024,
-                file_size_bytes=whole_limit("file_size_kb") * 1024,
-            ),
-            late=LatePolicy(
-                due=_due(late["due"]) if "due" in late else None,
-                percent_per_day=_number(late.get("percent_per_day", 0), "late.percent_per_day", zero=True),
-                max_days=_number(late["max_days"], "late.max_days", whole=True, zero=True)
-                if "max_days" in late else None,
-            ),
-            folder=folder,
-            course=course,
-            contract={module: tuple(_names(names, f"contract.{module}"))
-                      for module, names in _table(data, "contract").items()} if "contract" in data else {},
-            given=tuple(_names(meta.get("given", []), "assignment.given")),
-            variants={variant: tuple(_names(_required(table, "replace", f"variants.{variant}"),
-                                            f"variants.{variant}.replace"))
-                      for variant, table in _table(data, "variants").items()} if "variants" in data else {},
-            messages=_messages(folder / "messages.toml"),
-        )
-    except (tomllib.TOMLDecodeError, ValueError) as exc:
+    except tomllib.TOMLDecodeError as exc:
         raise CourseError(f"{source}: {exc}") from None
+    problem = _schema_problem(data)
+    if problem is None:
+        due = data.get("late", {}).get("due")
+        try:
+            due = _due(due) if due is not None else None
+        except ValueError:
+            problem = _must_be(data, ("late", "due"))
+    if problem:  # a one-line description of what is wrong, and where
+        raise CourseError(f"{source}: {problem}")
+    meta, limits, late = data["assignment"], data["limits"], data.get("late", {})
+    return Assignment(
+        name=meta["name"],
+        title=meta.get("title", meta["name"]),
+        version=str(meta["version"]),
+        files=tuple(meta["files"]),
+        groups=tuple(Group(name, float(g["points"]), g.get("title", name), g.get("visibility", "visible"),
+                           tuple(g.get("functions", ()))) for name, g in data["groups"].items()),
+        limits=Limits(
+            call_timeout_s=float(limits["call_timeout_s"]),
+            total_timeout_s=float(limits["total_timeout_s"]),
+            memory_mb=int(limits["memory_mb"]),
+            processes=int(limits["processes"]),
+            output_bytes=int(limits["output_kb"]) * 1024,
+            file_size_bytes=int(limits["file_size_kb"]) * 1024,
+        ),
+        late=LatePolicy(
+            due=due,
+            percent_per_day=float(late.get("percent_per_day", 0)),
+            max_days=int(late["max_days"]) if "max_days" in late else None,
+        ),
+        folder=folder,
+        course=course,
+        contract={module: tuple(names) for module, names in data.get("contract", {}).items()},
+        given=tuple(meta.get("given", ())),
+        variants={name: tuple(v["replace"]) for name, v in data.get("variants", {}).items()},
+        messages=_messages(folder / "messages.toml"),
+    )
 
 
 def _names_in(path: Path) -> set[str]:
@@ -249,90 +240,140 @@ def _names_in(path: Path) -> set[str]:
     return found
 
 
-def _names(value: object, where: str) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise ValueError(f"{where} must be a list of names, not {value!r}")
-    return value
-
-
 def _messages(path: Path) -> dict[str, dict[str, str]]:
-    """The assignment's message catalogue: [id] tables of en/zh format strings (none: an empty catalogue)."""
+    """The assignment's message catalogue: [id] tables of en/zh format strings; none, an empty catalogue."""
     if not path.is_file():
         return {}
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: {exc}") from None
+        raise CourseError(f"{path}: {exc}") from None
     for key, texts in data.items():
         if not (isinstance(texts, dict) and all(isinstance(t, str) for t in texts.values())):
-            raise ValueError(f"{path}: [{key}] must hold texts, one per language (en = \"...\", zh = \"...\")")
+            raise CourseError(f"{path}: [{key}] must hold texts, one per language (en = \"...\", zh = \"...\")")
     return data
 
 
-def _only_known(table: dict, where: str) -> None:
-    allowed = KEYS.get("groups.*" if where.startswith("groups.") else where)
-    if allowed is None:  # [groups]: its keys are the groups' names
-        return
-    if unknown := [key for key in table if key not in allowed]:
-        name = f"{where}.{unknown[0]}" if where else unknown[0]
-        raise ValueError(f"unknown key {name} (known: {', '.join(allowed)})")
-
-
-def _table(data: dict, key: str, where: str = "") -> dict:
-    """data[key], which must be a table of known keys; `where` is data's own name, e.g. "groups"."""
-    name = f"{where}.{key}" if where else key
-    value = _required(data, key, where)
-    if not isinstance(value, dict):
-        raise ValueError(f"{name} must be a table ([{name}]), not {value!r}")
-    _only_known(value, name)
-    return value
-
-
-def _required(table: dict, key: str, where: str) -> object:
-    if key not in table:
-        raise ValueError(f"missing {where}.{key}" if where else f"missing [{key}]")
-    return table[key]
-
-
-def _string(value: object, where: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{where} must be a non-empty string, not {value!r}")
-    return value
-
-
-def _number(value: object, where: str, *, whole: bool = False, zero: bool = False):
-    """A finite number > 0 (>= 0 with zero); with whole, an int (2.0 is 2; 1.5 is an error, not 1)."""
-    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
-            or value < 0 or (value == 0 and not zero) or (whole and value != int(value))):
-        kind = "a whole number" if whole else "a finite number"
-        raise ValueError(f"{where} must be {kind} {'>=' if zero else '>'} 0, not {value!r}")
-    return int(value) if whole else float(value)
-
-
-def _group(name: str, table: dict) -> Group:
-    where = f"groups.{name}"
-    visibility = table.get("visibility", "visible")
-    if visibility not in VISIBILITIES:
-        raise ValueError(f"{where}.visibility must be one of {', '.join(VISIBILITIES)}, not {visibility!r}")
-    functions = table.get("functions", [])
-    if not isinstance(functions, list) or not all(isinstance(f, str) and f for f in functions):
-        raise ValueError(f"{where}.functions must be a list of function names, not {functions!r}")
-    return Group(name, _number(_required(table, "points", where), f"{where}.points", zero=True),
-                 _string(table.get("title", name), f"{where}.title"), visibility, tuple(functions))
-
-
 def _due(value: object) -> datetime:
-    """late.due: a TOML date-time or an ISO 8601 string, with a time zone either way."""
+    """late.due, valid by the schema: a TOML date-time or an ISO 8601 string, with a time zone either way; a
+    ValueError for a date that does not exist (the schema checks the form only)."""
     if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError(f"late.due {value!r} is not an ISO 8601 date and time, e.g. {DUE_EXAMPLE}") from None
-    if not isinstance(value, datetime):
-        raise ValueError(f"late.due must be a date and time with a time zone, e.g. {DUE_EXAMPLE}, not {value!r}")
-    if value.tzinfo is None:
-        raise ValueError(f"late.due needs a time zone, e.g. {DUE_EXAMPLE}")
+        value = datetime.fromisoformat(value[:-1] + "+00:00" if value[-1:] in "Zz" else value)  # Python 3.10
+    assert isinstance(value, datetime) and value.tzinfo is not None, value
     return value
+
+
+def _json_model(value: object) -> object:
+    """TOML's values as JSON's, for the schema: a date or time as its ISO 8601 text, nan and inf as text (no JSON
+    number, so never a "finite number")."""
+    if isinstance(value, dict):
+        return {k: _json_model(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_model(v) for v in value]
+    if isinstance(value, (datetime, date, time)):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    return value
+
+
+@lru_cache(maxsize=1)
+def _schema() -> dict:
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=1)
+def _fast_validator() -> Callable[[object], object]:
+    """The schema compiled by fastjsonschema (~0.01 s, against ~0.1 s to import jsonschema on every `grade`);
+    jsonschema words the error when it fails."""
+    import fastjsonschema
+
+    return fastjsonschema.compile(_schema())
+
+
+def _schema_problem(data: dict) -> str | None:
+    """None when `data` matches the schema; else its first problem (the shallowest), worded on one line."""
+    import fastjsonschema
+
+    instance = _json_model(data)
+    try:
+        _fast_validator()(instance)
+        return None
+    except fastjsonschema.JsonSchemaException:
+        pass
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(_schema())
+    errors = sorted(validator.iter_errors(instance), key=lambda e: len(e.absolute_path))
+    if not errors:  # the two validators differ on an edge case: jsonschema, the reference, says valid
+        return None
+    error = errors[0]
+    path = tuple(error.absolute_path)
+    if error.validator == "additionalProperties":
+        known = list(error.schema.get("properties", {}))
+        unknown = next(key for key in error.instance if key not in known)
+        return f"{_key_path((*path, unknown))}: unknown key (known: {', '.join(known)})"
+    if error.validator == "required":
+        missing = next(key for key in error.validator_value if key not in error.instance)
+        return f"{_key_path((*path, missing))}: missing; it must be {_description((*path, missing))}"
+    return _must_be(data, path)
+
+
+def _must_be(data: dict, path: tuple) -> str:
+    """`<key path>: must be <description>, not <value>`, for the nearest key (or list) the schema describes."""
+    while path and _schema_at(path).get("description") is None:
+        path = path[:-1]
+    shown = _toml_text(_value_at(data, path))
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    return f"{_key_path(path)}: must be {_description(path)}, not {shown}"
+
+
+def _toml_text(value: object) -> str:
+    """A value as TOML writes it (true, "text", 2026-12-20, [1, 2], {a = 1}), for error messages."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (datetime, date, time)):
+        return value.isoformat()
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(map(_toml_text, value)) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_text(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
+def _schema_at(path: tuple) -> dict:
+    schema = _schema()
+    for part in path:
+        if isinstance(part, int):
+            schema = schema.get("items", {})
+        elif part in schema.get("properties", {}):
+            schema = schema["properties"][part]
+        else:
+            additional = schema.get("additionalProperties")
+            schema = additional if isinstance(additional, dict) else {}
+    return schema
+
+
+def _description(path: tuple) -> str:
+    return _schema_at(path).get("description", "as described in grader/schemas/assignment.schema.json")
+
+
+def _value_at(data: object, path: tuple) -> object:
+    for part in path:
+        data = data[part]  # type: ignore[index]
+    return data
+
+
+def _key_path(path: tuple) -> str:
+    """("groups", "ops", "points") -> "groups.ops.points"; ("assignment", "files", 0) -> "assignment.files[0]";
+    the file itself is "(the file)"."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(the file)"
 
 
 def installed_course_root() -> Path:

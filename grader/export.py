@@ -30,6 +30,7 @@ from typing import Iterator
 
 import grader
 from grader.course import Course, CourseError, find_course
+from grader.errors import UnusableInput
 from grader.rendering import text_environment
 
 if sys.version_info >= (3, 11):
@@ -46,7 +47,7 @@ STUDENT_OMIT = ("mutation.py", "selftest.py")
 ZIP_DATE = (2000, 1, 1, 0, 0, 0)  # fixed timestamps: the same course gives the same bundle
 
 
-class ExportError(Exception):
+class ExportError(UnusableInput):
     """The export cannot be made; the one-line message says what and where."""
 
 

@@ -18,17 +18,13 @@ from __future__ import annotations
 import ast
 import difflib
 import re
-import sys
 from pathlib import Path
 
 from jinja2 import TemplateError, meta
 
+from grader.course import Course, read_assignment
+from grader.errors import UnusableInput
 from grader.rendering import text_environment
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 # Files a student's run leaves in the folder; they are neither generated nor stale.
@@ -36,7 +32,7 @@ IGNORED = {"__pycache__", ".pytest_cache", ".ipynb_checkpoints"}
 CODE_DIRECTIVE = re.compile(r"^<!-- code: ([\w-]+) -->$")
 
 
-class GenerateError(Exception):
+class GenerateError(UnusableInput):
     """The reference cannot be turned into student material; the message names file:line."""
 
 
@@ -167,18 +163,17 @@ def build_assignment(course_root: Path, name: str) -> dict[str, bytes]:
     ref = Path(course_root) / "reference" / name
     toml_path = ref / "assignment.toml"
     toml_text = read_text(toml_path)
-    try:
-        settings = tomllib.loads(toml_text)
-        meta, late = settings["assignment"], settings.get("late", {})
-        files, given = list(meta["files"]), list(meta.get("given", []))
-        # README placeholders, so the text never disagrees with assignment.toml.
-        values = {"name": name, "due": str(late.get("due", "none")).replace("T", " "),
-                  "percent_per_day": f"{late.get('percent_per_day', 0):g}", "max_days": str(late.get("max_days", "∞"))}
-        values.update({f"points_{g}": f"{v['points']:g}" for g, v in settings["groups"].items()})
-    except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise GenerateError(f"{toml_path}: {exc}") from None
-    if meta.get("name") != name:
-        raise GenerateError(f"{toml_path}: describes assignment {meta.get('name')!r}, not {name!r}")
+    # Read as grading reads it (grader/course.py): a bad setting is a CourseError naming the file and the key.
+    settings = read_assignment(toml_path, Course(Path(course_root)), Path(course_root) / "assignments" / name)
+    if settings.name != name:
+        raise GenerateError(f"{toml_path}: describes assignment {settings.name!r}, not {name!r}")
+    files, given = list(settings.files), list(settings.given)
+    # README placeholders, so the text never disagrees with assignment.toml.
+    late = settings.late
+    values = {"name": name, "due": str(late.due) if late.due is not None else "none",
+              "percent_per_day": f"{late.percent_per_day:g}",
+              "max_days": str(late.max_days) if late.max_days is not None else "∞"}
+    values.update({f"points_{g.name}": f"{g.points:g}" for g in settings.groups})
 
     out: dict[str, str] = {"assignment.toml": toml_text}
     # Course files that ship as they are: the given modules, the harness commands, the feedback messages.

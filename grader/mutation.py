@@ -13,6 +13,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+from grader.errors import UnusableInput
 from grader.generate import qualified_name, solution_regions
 
 OPERATORS = ("augassign", "drop_term", "drop_factor", "swap_operands", "constant", "negate", "comparison",
@@ -34,7 +35,7 @@ COMPARISONS = {">": (">=", "<"), ">=": (">", "<"), "<": ("<=", ">"), "<=": ("<",
 CONSTANTS = (0, 1, 2, -1)
 
 
-class MutationError(Exception):
+class MutationError(UnusableInput):
     """A reference file cannot be mutated (no group for one of its functions); the message names file:line."""
 
 

@@ -19,6 +19,7 @@ import grader.testing
 from grader.answers import Question, in_process_ask
 from grader.compare import Feedback, ReferenceCode
 from grader.course import Assignment
+from grader.errors import UnusableInput
 from grader.harness import load_commands
 from grader.replies import load_reply
 from grader.results import Outcome, RunResult
@@ -72,7 +73,7 @@ def reference_code(assignment: Assignment, questions: list[Question]) -> Referen
     return _reference_cache[folder]
 
 
-class GradingError(RuntimeError):
+class GradingError(UnusableInput, RuntimeError):
     """The hidden tests could not run (a broken course, not a student's fault): no report can be trusted."""
 
 

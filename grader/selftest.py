@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from grader.course import Assignment, Course
+from grader.errors import UnusableInput
 from grader.mutation import OPERATORS, Mutant, generate_mutants
 from grader.parallel import GradeTask, grade_task, worker_pool
 
@@ -35,7 +36,7 @@ POINT_TOLERANCE = 1e-6  # scores are float sums of shares
 Progress = Callable[[int, int, str], None]  # (done, total, what), as in grader.batch
 
 
-class SelftestError(Exception):
+class SelftestError(UnusableInput):
     """The catalogue or the equivalents file is malformed; the message says where."""
 
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 from grader.course import Assignment
+from grader.errors import UnusableInput
 from grader.formats import _printable
 
 MAX_UNPACKED_BYTES = 20 * 1024 * 1024  # a zip larger than this when unpacked is refused (zip bombs)
@@ -28,7 +29,7 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
 
 
-class SubmissionError(Exception):
+class SubmissionError(UnusableInput):
     """The input is not a submission at all; the one-line message says what and where (file names from a
     student's zip or folder with their control characters and bidi marks shown as escapes)."""
 

@@ -58,43 +58,56 @@ def test_no_late_table_means_no_penalty_and_whole_floats_are_integers(tmp_path):
 
 
 LIMITS = SECTIONS["limits"]
+NO_GROUPS = {"groups__ops": None, "groups__nn": None}
+FILES = "assignment.files: must be a non-empty list of file names"
+DUE_MUST = "late.due: must be a date and time with a time zone, e.g. 2026-12-20T23:59:00+08:00"
 BAD = {
     "invalid TOML": (settings(top="x = "), "Invalid value"),
-    "late not a table": (settings(top='late = "x"', late=None), "late must be a table"),
-    "groups not a table": (settings(top="groups = 5", groups__ops=None, groups__nn=None), "groups must be a table"),
-    "a group not a table": (settings(top="[groups]\nops = 40", groups__ops=None, groups__nn=None),
-                            "groups.ops must be a table"),
-    "no groups": (settings(top="[groups]", groups__ops=None, groups__nn=None), "[groups] holds no group"),
-    "files a string": (settings(assignment='name = "m"\nversion = "1"\nfiles = "engine.py"'),
-                       "assignment.files must be a non-empty list of file names"),
-    "files empty": (settings(assignment='name = "m"\nversion = "1"\nfiles = []'), "assignment.files must be"),
-    "files not strings": (settings(assignment='name = "m"\nversion = "1"\nfiles = [1]'), "assignment.files must"),
-    "no name": (settings(assignment='version = "1"\nfiles = ["engine.py"]'), "missing assignment.name"),
-    "points a string": (settings(groups__ops='points = "40"'), "groups.ops.points must be a finite number >= 0"),
-    "points negative": (settings(groups__ops="points = -1"), "groups.ops.points must be a finite number >= 0"),
-    "no points": (settings(groups__ops='title = "Ops"'), "missing groups.ops.points"),
+    "late not a table": (settings(top='late = "x"', late=None), "late: must be a table ([late])"),
+    "groups not a table": (settings(top="groups = 5", **NO_GROUPS), "groups: must be a table of one or more groups"),
+    "a group not a table": (settings(top="[groups]\nops = 40", **NO_GROUPS),
+                            "groups.ops: must be a table ([groups.NAME])"),
+    "no groups": (settings(top="[groups]", **NO_GROUPS),
+                  "groups: must be a table of one or more groups ([groups.NAME]), not {}"),
+    "files a string": (settings(assignment='name = "m"\nversion = "1"\nfiles = "engine.py"'), FILES),
+    "files empty": (settings(assignment='name = "m"\nversion = "1"\nfiles = []'), f"{FILES}, e.g. "),
+    "files not strings": (settings(assignment='name = "m"\nversion = "1"\nfiles = [1]'),
+                          f'{FILES}, e.g. ["engine.py"], not [1]'),
+    "no name": (settings(assignment='version = "1"\nfiles = ["engine.py"]'),
+                "assignment.name: missing; it must be a non-empty string"),
+    "points a string": (settings(groups__ops='points = "40"'), "groups.ops.points: must be a finite number >= 0"),
+    "points negative": (settings(groups__ops="points = -1"), "groups.ops.points: must be a finite number >= 0"),
+    "no points": (settings(groups__ops='title = "Ops"'), "groups.ops.points: missing"),
     "bad visibility": (settings(groups__ops='points = 40\nvisibility = "public"'),
-                       "groups.ops.visibility must be one of visible, hidden, after_due_date, after_published"),
+                       "groups.ops.visibility: must be one of visible, hidden, after_due_date, after_published"),
     "nan timeout": (settings(limits=LIMITS.replace("call_timeout_s = 2.0", "call_timeout_s = nan")),
-                    "limits.call_timeout_s must be a finite number > 0, not nan"),
+                    "limits.call_timeout_s: must be a finite number > 0 (seconds), not nan"),
     "zero timeout": (settings(limits=LIMITS.replace("total_timeout_s = 60.0", "total_timeout_s = 0")),
-                     "limits.total_timeout_s must be a finite number > 0"),
+                     "limits.total_timeout_s: must be a finite number > 0"),
     "infinite memory": (settings(limits=LIMITS.replace("memory_mb = 512", "memory_mb = inf")),
-                        "limits.memory_mb must be a whole number > 0"),
+                        "limits.memory_mb: must be a whole number >= 1, not inf"),
     "half a process": (settings(limits=LIMITS.replace("processes = 16", "processes = 1.5")),
-                       "limits.processes must be a whole number > 0, not 1.5"),
-    "boolean output": (settings(limits=LIMITS.replace("output_kb = 64", "output_kb = true")), "limits.output_kb"),
-    "missing limit": (settings(limits=LIMITS.replace("memory_mb = 512", "")), "missing limits.memory_mb"),
-    "no limits": (settings(limits=None), "missing [limits]"),
-    "due without zone": (settings(late='due = "2026-12-20T23:59:00"'), "late.due needs a time zone"),
-    "native due without zone": (settings(late="due = 2026-12-20T23:59:00"), "late.due needs a time zone"),
-    "due a date only": (settings(late="due = 2026-12-20"), "late.due must be a date and time with a time zone"),
-    "due not a date": (settings(late='due = "tomorrow"'), "late.due 'tomorrow' is not an ISO 8601 date and time"),
-    "fractional max_days": (settings(late="max_days = 1.5"), "late.max_days must be a whole number >= 0, not 1.5"),
-    "negative max_days": (settings(late="max_days = -1"), "late.max_days must be a whole number >= 0"),
-    "percent a string": (settings(late='percent_per_day = "10"'), "late.percent_per_day must be a finite number"),
-    "a typo": (settings(late="max_day = 5"), "unknown key late.max_day (known: due, percent_per_day, max_days)"),
-    "an unknown table": (settings(top="[limit]\nmemory_mb = 1"), "unknown key limit"),
+                       "limits.processes: must be a whole number >= 1, not 1.5"),
+    "boolean output": (settings(limits=LIMITS.replace("output_kb = 64", "output_kb = true")),
+                       "limits.output_kb: must be a whole number >= 1, not true"),
+    "missing limit": (settings(limits=LIMITS.replace("memory_mb = 512", "")), "limits.memory_mb: missing"),
+    "no limits": (settings(limits=None), "limits: missing; it must be a table ([limits])"),
+    "due without zone": (settings(late='due = "2026-12-20T23:59:00"'), f'{DUE_MUST}, '
+                         'not "2026-12-20T23:59:00"'),
+    "native due without zone": (settings(late="due = 2026-12-20T23:59:00"), f"{DUE_MUST}, "
+                                "not 2026-12-20T23:59:00"),
+    "due a date only": (settings(late="due = 2026-12-20"), f"{DUE_MUST}, not 2026-12-20"),
+    "due not a date": (settings(late='due = "tomorrow"'), f'{DUE_MUST}, not "tomorrow"'),
+    "due in month 13": (settings(late='due = "2026-13-20T23:59:00Z"'), f'{DUE_MUST}, '
+                        'not "2026-13-20T23:59:00Z"'),
+    "fractional max_days": (settings(late="max_days = 1.5"),
+                            "late.max_days: must be a whole number >= 0 (default: no cutoff), not 1.5"),
+    "negative max_days": (settings(late="max_days = -1"), "late.max_days: must be a whole number >= 0"),
+    "percent a string": (settings(late='percent_per_day = "10"'),
+                         'late.percent_per_day: must be a finite number >= 0 (default: 0), not "10"'),
+    "a typo": (settings(late="max_day = 5"), "late.max_day: unknown key (known: due, percent_per_day, max_days)"),
+    "an unknown table": (settings(top="[limit]\nmemory_mb = 1"),
+                         "limit: unknown key (known: assignment, groups, limits, late)"),
 }
 
 
@@ -128,4 +141,44 @@ def test_the_cli_reports_a_bad_setting_in_one_line(tmp_path):
     bob = ROOT / "submissions" / "micrograd" / "bob_tanh_bug"
     result = CliRunner().invoke(main, ["grade", str(bob), "--course", str(tmp_path)])
     assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
-    assert result.output.startswith("Error: ") and "late.max_days must be a whole number" in result.output
+    assert result.output.startswith("Error: ") and "late.max_days: must be a whole number" in result.output
+
+
+def test_the_assignment_schema_is_draft_2020_12_and_the_one_description_of_the_keys():
+    import json
+
+    import jsonschema
+
+    from grader.course import SCHEMA_PATH
+
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    # Every settings file of the course matches it, both as parsed and in the validators' own eyes.
+    for toml in (ROOT / "reference/assignment.toml", ROOT / "assignments/micrograd/assignment.toml"):
+        import tomllib
+
+        from grader.course import _json_model
+
+        jsonschema.Draft202012Validator(schema).validate(_json_model(tomllib.loads(toml.read_text(encoding="utf-8"))))
+
+
+def test_a_due_date_in_utc_and_a_whole_float_limit_are_accepted(tmp_path):
+    late = 'due = "2026-12-20T15:59:00Z"\npercent_per_day = 10\n'
+    limits = LIMITS.replace("memory_mb = 512", "memory_mb = 512.0")
+    assignment = course_with(tmp_path, settings(late=late, limits=limits)).assignment()
+    assert assignment.late.due == DUE and assignment.limits.memory_mb == 512
+    assert isinstance(assignment.limits.memory_mb, int)
+
+
+def test_generate_reads_the_reference_settings_through_the_course(tmp_path):
+    import shutil
+
+    from grader.generate import build_assignment
+
+    shutil.copytree(ROOT / "reference", tmp_path / "reference", ignore=shutil.ignore_patterns("__pycache__"))
+    toml = tmp_path / "reference" / "assignment.toml"
+    toml.write_text(toml.read_text(encoding="utf-8").replace("percent_per_day = 10", "percent_per_day = -10"),
+                    encoding="utf-8")
+    with pytest.raises(CourseError, match=rf"^{toml}: late\.percent_per_day: must be a finite number >= 0"):
+        build_assignment(tmp_path)

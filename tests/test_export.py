@@ -243,7 +243,7 @@ def test_export_errors_are_one_line(tmp_path):
                         (["export", "student", "--out", str(tmp_path / "new"), "--assignment", "nope"],
                          "no assignment 'nope'")):
         result = runner.invoke(main, args)
-        assert result.exit_code == 1 and result.output.startswith("Error: ") and words in result.output, result.output
+        assert result.exit_code == 2 and result.output.startswith("Error: ") and words in result.output, result.output
         assert result.output.count("\n") == 1
     # A student course cannot make a Gradescope bundle; stale student material is not exported.
     student_course = tmp_path / "student-course"

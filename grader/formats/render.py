@@ -1,245 +1,17 @@
-"""Last stage of the pipeline: check a report (schema + sums), store it safely, render it for people and tools.
+"""Render a valid report for people and tools: JSON, Gradescope, JUnit XML, text (terminal) and Markdown.
 
 Renderers take the dict from `Report.to_dict()` and expect it valid (`validate_report` first); they never
-trust the text inside it: feedback carries what student code printed or raised.
-"""
+trust the text inside it: feedback carries what student code printed or raised (grader/formats/escaping.py)."""
 from __future__ import annotations
 
 import json
-import math
-import os
-import re
 import unicodedata
 import xml.etree.ElementTree as ET
-from datetime import datetime
-from functools import lru_cache
-from pathlib import Path
 from typing import Callable
 
-SCHEMA_PATH = Path(__file__).with_name("schemas") / "report.schema.json"
+from grader.formats.escaping import _LONE_SURROGATE, _md, _printable, _xml_text
+
 FORMATS = ("text", "json", "gradescope", "junit", "markdown")
-TOLERANCE = 1e-6  # scores are float sums; this much rounding is not a mismatch
-
-
-class ReportError(Exception):
-    """A report is missing, unreadable or inconsistent; the one-line message says where and what."""
-
-
-# --- validation ------------------------------------------------------------------------------------------
-
-_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
-
-
-def _is_datetime(value: object) -> bool:
-    """RFC 3339 date-time with an offset. Checked here because jsonschema's own check silently
-    accepts anything unless the optional rfc3339-validator package happens to be installed."""
-    if not isinstance(value, str):
-        return True
-    match = _DATETIME.fullmatch(value)
-    if match is None:
-        return False
-    offset = match.group(2)
-    # fromisoformat checks the calendar and the offset's range; the fraction is left out
-    # because Python 3.10 accepts only 3 or 6 digits there.
-    try:
-        datetime.fromisoformat(value[:19].upper() + ("+00:00" if offset in ("Z", "z") else offset))
-    except ValueError:
-        return False
-    return True
-
-
-@lru_cache(maxsize=1)
-def _validator():
-    import jsonschema  # ~0.1 s to import: only commands that validate pay for it
-
-    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    jsonschema.Draft202012Validator.check_schema(schema)
-    checker = jsonschema.FormatChecker(formats=())  # only the formats we check ourselves
-    checker.checks("date-time")(_is_datetime)
-    return jsonschema.Draft202012Validator(schema, format_checker=checker)
-
-
-def _path(parts) -> str:
-    """["tests", 3, "status"] -> "tests[3].status"; the report itself is "report"."""
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "report"
-
-
-def _fail(parts, problem: str) -> ReportError:
-    problem = problem.replace("\n", " ")
-    if len(problem) > 300:  # a type error quotes the whole offending value
-        problem = problem[:297] + "..."
-    return ReportError(f"{_path(parts)}: {problem}")
-
-
-@lru_cache(maxsize=1)
-def _fast_validator() -> Callable[[dict], object]:
-    """The same schema compiled to Python by fastjsonschema: ~0.04 s to import and build, against ~0.13 s for
-    jsonschema, on every `grader grade`. jsonschema still words the error when a report is invalid."""
-    import fastjsonschema
-
-    return fastjsonschema.compile(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
-
-
-def validate_report(data: dict) -> None:
-    """Raise ReportError unless `data` matches the schema and its scores add up."""
-    import fastjsonschema
-
-    try:
-        _fast_validator()(data)
-        late = data["late"] or {}
-        valid = all(map(_is_datetime, [data["started_at"], late.get("submitted_at"), late.get("due")]))
-    except fastjsonschema.JsonSchemaException:
-        valid = False
-    if not valid:
-        from jsonschema.exceptions import best_match
-
-        error = best_match(_validator().iter_errors(data))
-        if error is not None:
-            raise _fail(error.absolute_path, error.message)
-    _check_finite(data, [])
-    _check_sums(data)
-
-
-def _check_finite(value, parts: list) -> None:
-    # NaN passes every "minimum" and every sum comparison, and is not JSON.
-    if isinstance(value, float) and not math.isfinite(value):
-        raise _fail(parts, f"{value} is not a finite number")
-    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, child in children:
-        _check_finite(child, [*parts, key])
-
-
-def _check_sums(report: dict) -> None:
-    def expect_equal(parts, actual: float, expected: float, what: str) -> None:
-        if abs(actual - expected) > TOLERANCE:
-            raise _fail(parts, f"{actual} is not {what} ({expected})")
-
-    names = [g["name"] for g in report["groups"]]
-    totals: dict[str, list[float]] = {}  # group -> [score, max_score, number of tests]
-    for i, name in enumerate(names):
-        if name in totals:
-            raise _fail(["groups", i, "name"], f"{name!r} appears twice")
-        totals[name] = [0.0, 0.0, 0]
-    for i, test in enumerate(report["tests"]):
-        if test["group"] not in totals:
-            raise _fail(["tests", i, "group"], f"{test['group']!r} is not one of the groups {names}")
-        if test["score"] > test["max_score"] + TOLERANCE:
-            raise _fail(["tests", i, "score"], f"{test['score']} is more than its max_score {test['max_score']}")
-        total = totals[test["group"]]
-        total[0] += test["score"]
-        total[1] += test["max_score"]
-        total[2] += 1
-    for i, group in enumerate(report["groups"]):
-        score, max_score, count = totals[group["name"]]
-        if count == 0 and report["status"] == "error":
-            # Nothing ran: the group keeps its points as max_score (so the gradebook shows 0/max) and scores 0.
-            expect_equal(["groups", i, "score"], group["score"], 0.0, "0 for a group with no tests")
-            continue
-        expect_equal(["groups", i, "score"], group["score"], score, "the sum of its tests' scores")
-        expect_equal(["groups", i, "max_score"], group["max_score"], max_score, "the sum of its tests' max_score")
-    expect_equal(["score"], report["score"], sum(g["score"] for g in report["groups"]), "the sum of the groups' scores")
-    expect_equal(["max_score"], report["max_score"], sum(g["max_score"] for g in report["groups"]),
-                 "the sum of the groups' max_score")
-    late = report["late"]
-    if late is not None and late["final_score"] > report["score"] + TOLERANCE:
-        raise _fail(["late", "final_score"], f"{late['final_score']} is more than the score {report['score']}")
-
-
-# --- files -----------------------------------------------------------------------------------------------
-
-def load_report(path: str | os.PathLike) -> dict:
-    """Read and validate a report file; every failure is a ReportError naming the file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ReportError(f"{path}: no such file") from None
-    except UnicodeDecodeError as exc:
-        raise ReportError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise ReportError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ReportError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except RecursionError:
-        raise ReportError(f"{path}: not a report (nested too deeply)") from None
-    if not isinstance(data, dict):
-        raise ReportError(f"{path}: not a report (a JSON {type(data).__name__}, expected an object)")
-    try:
-        validate_report(data)
-    except ReportError as exc:
-        raise ReportError(f"{path}: {exc}") from None
-    except RecursionError:
-        raise ReportError(f"{path}: not a report (nested too deeply)") from None
-    return data
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write UTF-8 text so that a reader (or a crash) sees the old file or the new one, never a part of one."""
-    path = Path(path)
-    data = text.encode("utf-8")
-    temp = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")  # same folder: os.replace stays a rename
-    # O_EXCL never reuses a file someone planted; mode 0o666 lets the umask decide, as open() would.
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with open(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    _fsync_folder(path.parent)
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself survive a power cut (POSIX; Windows cannot open a folder and needs no such step)."""
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass  # some file systems refuse to fsync a folder; the new file is in place either way
-
-
-def write_report_atomic(data: dict, path: str | os.PathLike) -> None:
-    """Validate, then write the report as JSON atomically: an invalid report never replaces a good one."""
-    validate_report(data)
-    write_text_atomic(path, render_json(data))
-
-
-# --- text that came from student code --------------------------------------------------------------------
-
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-# Control characters (Unicode category Cc) but newline and tab, surrogates (Cs), bidi marks, embeddings, overrides
-# and isolates, zero-width characters, line and paragraph separators, the BOM, and the noncharacters XML refuses.
-_INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff"
-                        "\ud800-\udfff\ufffe\uffff]")
-
-
-def _escape(match: re.Match) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def _printable(text: str) -> str:
-    """Show control characters as escapes: an ESC from student output must not drive the reader's terminal,
-    bidi overrides must not reorder what a grader reads, and a lone surrogate cannot be written as UTF-8."""
-    return _INVISIBLE.sub(_escape, text)
-
-
-def _xml_text(text: str) -> str:
-    """XML 1.0 cannot hold most control characters, not even as references: shown as escapes, like the rest."""
-    return _printable(text)
 
 
 def _num(value: float) -> str:
@@ -293,8 +65,6 @@ def _late_detail(report: dict, labels: dict[str, str], with_final: bool = True) 
     detail = labels["late_detail"].format(days=late["days_late"], percent=_num(late["penalty_percent"]))
     return f"{detail} → {_num(late['final_score'])}" if with_final else detail
 
-
-# --- renderers -------------------------------------------------------------------------------------------
 
 def render_json(report: dict, lang: str = "en") -> str:
     """The report itself, in Report.to_dict() key order, Chinese kept readable. `lang` is unused: data only."""
@@ -461,15 +231,6 @@ def render_text(report: dict, lang: str = "en", color: bool = False) -> str:
             lines += ["", paint(labels[key], "1")]
             lines += [f"  - {_printable(item)}" for item in items]
     return "\n".join(lines) + "\n"
-
-
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~$])")  # $ too: GitHub renders $...$ as math
-
-
-def _md(text: str) -> str:
-    """Student text as one literal table cell: no markup, no HTML, no line breaks that end the row."""
-    text = _MARKDOWN_SPECIAL.sub(r"\\\1", _printable(text).replace("&", "&amp;"))
-    return text.replace("\r\n", "\n").replace("\n", "<br>")
 
 
 def render_markdown(report: dict, lang: str = "en") -> str:

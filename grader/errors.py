@@ -1,0 +1,46 @@
+"""The grader's errors: one base class, each with the exit code the `grader` command ends with.
+
+Every error the grader raises for a person to read derives from `GraderError`; `grader/cli.py` handles them in
+one place: it prints `Error: <one line>` on standard error and exits with the class's `exit_code`. click's own
+usage errors (an unknown option, a missing argument) keep click's exit code 2.
+
+Exit codes of the `grader` command:
+
+- 0: the command did its job.
+- 1: it ran, and something failed: a public test (`check`), `--fail-under` (`grade`), a mutant that survived
+  (`selftest`), students with error reports (`batch`), stale material (`generate --check`), an invalid report
+  (`validate`: `ReportError`), a sandbox this machine cannot set up (`SandboxError`), any plain `GraderError`.
+- 2: what it was given cannot be used, so nothing was done: usage errors (click's, and `InputError` in
+  `grader/cli.py`), a path that is not a submission (`SubmissionError`), an unusable batch folder, metadata or
+  `times.csv` (`BatchError`), a broken course: its settings (`CourseError`), reference (`GenerateError`,
+  `MutationError`), hidden tests (`GradingError`) or bug catalogue (`SelftestError`); an export that cannot be
+  made (`ExportError`); hidden tests without filesystem isolation (`WeakSandboxError`).
+
+The classes stay in the modules that raise them (`grader.course.CourseError`, ...); this module holds only the
+base, so that it can be imported from anywhere (the sandbox's harness excepted: it imports nothing of the grader).
+"""
+from __future__ import annotations
+
+EXIT_FAILED = 1
+EXIT_UNUSABLE = 2
+
+
+class GraderError(Exception):
+    """An error with a one-line message for a person (what and where) and the exit code of the `grader` command.
+
+    Raised as such, it means "ran, and something failed" (exit 1); subclasses for input that cannot be used set
+    `exit_code = EXIT_UNUSABLE` (2).
+    """
+
+    exit_code: int = EXIT_FAILED
+
+    def one_line(self) -> str:
+        """The message on one line: its lines joined, surrounding space dropped (never empty)."""
+        text = " ".join(line.strip() for line in str(self).splitlines() if line.strip())
+        return text or type(self).__name__
+
+
+class UnusableInput(GraderError):
+    """Base of the errors for input that cannot be used (a course, a submission, a folder, an option): exit 2."""
+
+    exit_code = EXIT_UNUSABLE
