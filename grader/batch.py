@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import quote
 
+import grader.testing
 from grader.course import Assignment
 from grader.errors import UnusableInput
 from grader.formats import ReportError, load_report, write_report_atomic, write_text_atomic
@@ -273,7 +274,7 @@ def check_hidden_tests(assignment: Assignment) -> None:
     forget_other_hidden_tests(autotests)
     plugin = _CollectionErrors()
     code = pytest.main([str(autotests), "-c", str(autotests / "pytest.ini"), "--rootdir", str(autotests),
-                        "--collect-only", *PYTEST_ARGS], plugins=[plugin])
+                        "--collect-only", *PYTEST_ARGS], plugins=[plugin, grader.testing])
     if code != pytest.ExitCode.OK:
         name = code.name if isinstance(code, pytest.ExitCode) else f"exit code {code}"
         why = plugin.errors[0] if plugin.errors else name

@@ -60,6 +60,8 @@ def load_assignment(course_dir: Path | None, name: str | None, hidden_tests: boo
                     submission: Path | None = None):
     """The assignment (named, the only one, or the one `submission` is for); with hidden_tests, refuse a course
     without them (the student grader) in one line."""
+    if submission is not None and not submission.exists():
+        raise InputError(f"{submission}: no such file or folder")
     assignment = find_course(course_dir).choose(name, submission)
     if hidden_tests and not assignment.has_hidden_tests:
         raise InputError(f"the course in {assignment.course.root} has no hidden tests for {assignment.name} (no "

@@ -228,15 +228,31 @@ def _names_in(path: Path) -> set[str]:
         except (OSError, zipfile.BadZipFile):
             return set()
     if path.is_file() and path.suffix == ".ipynb":
-        text = path.read_text(encoding="utf-8", errors="replace")
-        return set(re.findall(r"[\w-]+\.py\b", text))  # %%writefile lines and cell tags name the files
+        try:
+            cells = json.loads(path.read_text(encoding="utf-8", errors="replace")).get("cells", [])
+        except (OSError, ValueError, AttributeError):
+            return set()
+        names = set()
+        for cell in cells if isinstance(cells, list) else []:  # a tag or a `%%writefile NAME` line names a file
+            metadata = cell.get("metadata") if isinstance(cell, dict) else None
+            tags = metadata.get("tags") if isinstance(metadata, dict) else None
+            names |= {f"{t}.py" for t in tags if isinstance(t, str)} if isinstance(tags, list) else set()
+            source = cell.get("source", "") if isinstance(cell, dict) else ""
+            source = "".join(source) if isinstance(source, list) else str(source)
+            names |= set(re.findall(r"^%%writefile\s+([\w.-]+)", source, re.M))
+        return names
     if not path.is_dir():
         return set()
     found = set()
-    for child in path.iterdir():
+    for child in sorted(path.iterdir())[:200]:  # a class folder of submissions: a sample of them is enough
         found.add(child.name)
-        if child.is_dir() and not child.is_symlink():
-            found.update(grandchild.name for grandchild in child.iterdir())
+        if child.suffix in (".ipynb", ".zip") and not child.is_symlink():
+            found |= _names_in(child)
+        elif child.is_dir() and not child.is_symlink():
+            for grandchild in sorted(child.iterdir())[:50]:
+                found.add(grandchild.name)
+                if grandchild.suffix in (".ipynb", ".zip") and not grandchild.is_symlink():
+                    found |= _names_in(grandchild)
     return found
 
 

@@ -72,7 +72,7 @@ BAD = {
     "files a string": (settings(assignment='name = "m"\nversion = "1"\nfiles = "engine.py"'), FILES),
     "files empty": (settings(assignment='name = "m"\nversion = "1"\nfiles = []'), f"{FILES}, e.g. "),
     "files not strings": (settings(assignment='name = "m"\nversion = "1"\nfiles = [1]'),
-                          f'{FILES}, e.g. ["engine.py"], not [1]'),
+                          f'{FILES}, e.g. ["solution.py"], not [1]'),
     "no name": (settings(assignment='version = "1"\nfiles = ["engine.py"]'),
                 "assignment.name: missing; it must be a non-empty string"),
     "points a string": (settings(groups__ops='points = "40"'), "groups.ops.points: must be a finite number >= 0"),
@@ -107,7 +107,7 @@ BAD = {
                          'late.percent_per_day: must be a finite number >= 0 (default: 0), not "10"'),
     "a typo": (settings(late="max_day = 5"), "late.max_day: unknown key (known: due, percent_per_day, max_days)"),
     "an unknown table": (settings(top="[limit]\nmemory_mb = 1"),
-                         "limit: unknown key (known: assignment, groups, limits, late)"),
+                         "limit: unknown key (known: assignment, contract, variants, groups, limits, late)"),
 }
 
 
@@ -155,7 +155,7 @@ def test_the_assignment_schema_is_draft_2020_12_and_the_one_description_of_the_k
     jsonschema.Draft202012Validator.check_schema(schema)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     # Every settings file of the course matches it, both as parsed and in the validators' own eyes.
-    for toml in (ROOT / "reference/assignment.toml", ROOT / "assignments/micrograd/assignment.toml"):
+    for toml in (ROOT / "reference/micrograd/assignment.toml", ROOT / "assignments/micrograd/assignment.toml"):
         import tomllib
 
         from grader.course import _json_model
@@ -166,7 +166,7 @@ def test_the_assignment_schema_is_draft_2020_12_and_the_one_description_of_the_k
 def test_a_due_date_in_utc_and_a_whole_float_limit_are_accepted(tmp_path):
     late = 'due = "2026-12-20T15:59:00Z"\npercent_per_day = 10\n'
     limits = LIMITS.replace("memory_mb = 512", "memory_mb = 512.0")
-    assignment = course_with(tmp_path, settings(late=late, limits=limits)).assignment()
+    assignment = course_with(tmp_path, settings(late=late, limits=limits)).assignment("micrograd")
     assert assignment.late.due == DUE and assignment.limits.memory_mb == 512
     assert isinstance(assignment.limits.memory_mb, int)
 
@@ -177,8 +177,8 @@ def test_generate_reads_the_reference_settings_through_the_course(tmp_path):
     from grader.generate import build_assignment
 
     shutil.copytree(ROOT / "reference", tmp_path / "reference", ignore=shutil.ignore_patterns("__pycache__"))
-    toml = tmp_path / "reference" / "assignment.toml"
+    toml = tmp_path / "reference" / "micrograd" / "assignment.toml"
     toml.write_text(toml.read_text(encoding="utf-8").replace("percent_per_day = 10", "percent_per_day = -10"),
                     encoding="utf-8")
     with pytest.raises(CourseError, match=rf"^{toml}: late\.percent_per_day: must be a finite number >= 0"):
-        build_assignment(tmp_path)
+        build_assignment(tmp_path, "micrograd")

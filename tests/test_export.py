@@ -238,8 +238,10 @@ def test_export_errors_are_one_line(tmp_path):
     taken.mkdir()
     (taken / "x").write_text("")
     runner = CliRunner()
-    for args, words in ((["export", "student", "--out", str(taken)], "not an empty folder"),
-                        (["export", "gradescope", "--out", str(tmp_path)], "is a folder"),
+    for args, words in ((["export", "student", "--assignment", "micrograd", "--out", str(taken)],
+                         "not an empty folder"),
+                        (["export", "gradescope", "--assignment", "micrograd", "--out", str(tmp_path)],
+                         "is a folder"),
                         (["export", "student", "--out", str(tmp_path / "new"), "--assignment", "nope"],
                          "no assignment 'nope'")):
         result = runner.invoke(main, args)

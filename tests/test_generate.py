@@ -196,7 +196,7 @@ def test_notebook_validates_and_its_cells_are_the_skeletons():
     for tag in ("engine", "nn", "train"):
         assert tagged[tag].cell_type == "code" and tagged[tag].id == tag
         assert tagged[tag].source == f"%%writefile {tag}.py\n" + (FOLDER / f"{tag}.py").read_text(encoding="utf-8")
-    assert tagged["check"].source == "!grader check micrograd.ipynb"
+    assert tagged["check"].source == "!grader check micrograd.ipynb --assignment micrograd"
     assert all(c.outputs == [] and c.execution_count is None for c in nb.cells if c.cell_type == "code")
     markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     for section in ("Value", "拓扑排序", "链式法则", "神经元", "均方误差", "L2正则化"):

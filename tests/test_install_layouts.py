@@ -135,7 +135,7 @@ def test_probe_finds_the_course_where_it_can_see_it():
     scope: dict = {}
     exec(PROBE.split("_found, _engine")[0], scope)
     found, engine, _, complete = scope["_course_files"](str(ROOT / "reference"))
-    assert complete and engine is not None and any(p.endswith("reference/engine.py") for p in found)
+    assert complete and engine is not None and any(p.endswith("reference/micrograd/engine.py") for p in found)
 
 
 @pytest.mark.slow
@@ -188,7 +188,8 @@ def test_system_site_packages(wheel, world_readable, tmp_path):
 @pytest.mark.slow
 def test_gradescope_bundle(world_readable, tmp_path):
     bundle = tmp_path / "autograder.zip"
-    run([sys.executable, "-m", "grader", "export", "gradescope", "--out", str(bundle)], cwd=ROOT, env=clean_env())
+    run([sys.executable, "-m", "grader", "export", "gradescope", "--assignment", "micrograd", "--out", str(bundle)],
+        cwd=ROOT, env=clean_env())
     root = world_readable / "autograder"
     with zipfile.ZipFile(bundle) as archive:
         for info in archive.infolist():
@@ -226,17 +227,21 @@ for folder, subfolders, files in os.walk("/"):
 
 
 def solution_lines() -> set[str]:
-    """Lines of reference/*.py solution regions, stripped, that occur nowhere outside them."""
-    inside: set[str] = set()
-    outside: set[str] = set()
-    for path in (ROOT / "reference").glob("*.py"):
-        region = False
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if "### BEGIN SOLUTION" in line or "### END SOLUTION" in line:
-                region = "BEGIN" in line
-                continue
-            (inside if region else outside).add(line.strip())
-    return {line for line in inside - outside if len(line) >= 12}
+    """Lines of each assignment's solution regions (reference/NAME/*.py), stripped, that occur nowhere outside
+    them in that assignment's own files."""
+    found: set[str] = set()
+    for folder in (ROOT / "reference").iterdir():
+        inside: set[str] = set()
+        outside: set[str] = set()
+        for path in folder.glob("*.py"):
+            region = False
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if "### BEGIN SOLUTION" in line or "### END SOLUTION" in line:
+                    region = "BEGIN" in line
+                    continue
+                (inside if region else outside).add(line.strip())
+        found |= {line for line in inside - outside if len(line) >= 12}
+    return found
 
 
 @pytest.mark.slow

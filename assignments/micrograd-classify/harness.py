@@ -57,15 +57,26 @@ def _backward(session, root):
 # ---------------------------------------------------------------------- losses
 
 
-def cmd_bce(session, z, y):
-    """bce_with_logits(Value(z), y), backpropagated: the loss and dloss/dz."""
+def _logits(session, logits, as_numbers):
+    """The logits as the loss receives them: Values (the usual case), or the plain numbers themselves."""
     Value = _value_class(session)
-    zv = Value(z)
+    return list(logits) if as_numbers else [Value(x) for x in logits]
+
+
+def _grad(session, x):
+    """x's gradient; a plain number given to a loss has none (0.0)."""
+    return x.grad if isinstance(x, _value_class(session)) else 0.0
+
+
+def cmd_bce(session, z, y, as_number=False):
+    """bce_with_logits(Value(z), y) (or of the plain number z), backpropagated: the loss and dloss/dz."""
+    Value = _value_class(session)
+    zv = _logits(session, [z], as_number)[0]
     loss = session.module("losses").bce_with_logits(zv, y)
     if not isinstance(loss, Value):
         raise WrongType(f"bce_with_logits() returned a {type(loss).__name__}, expected a Value")
     _backward(session, loss)
-    return {"data": number(loss.data, "loss"), "grad": number(zv.grad, "gradient")}
+    return {"data": number(loss.data, "loss"), "grad": number(_grad(session, zv), "gradient")}
 
 
 def _weighted_sum(session, outs, upstream):
@@ -76,10 +87,10 @@ def _weighted_sum(session, outs, upstream):
     return total
 
 
-def cmd_softmax(session, logits, upstream):
-    """softmax([Value(l) ...]): the probabilities, and the logits' gradients of sum(upstream[i] * p[i])."""
-    Value = _value_class(session)
-    vs = [Value(x) for x in logits]
+def cmd_softmax(session, logits, upstream, as_numbers=False):
+    """softmax([Value(l) ...]) (or of the plain numbers): the probabilities, and the logits' gradients of
+    sum(upstream[i] * p[i])."""
+    vs = _logits(session, logits, as_numbers)
     probs = session.module("losses").softmax(vs)
     if not isinstance(probs, (list, tuple)):
         raise WrongType(f"softmax() returned a {type(probs).__name__}, expected a list of Values")
@@ -88,18 +99,20 @@ def cmd_softmax(session, logits, upstream):
         _require_value(session, p, "an item of softmax()'s result")
     if len(probs) == len(vs):
         _backward(session, _weighted_sum(session, probs, upstream))
-    return {"data": numbers([p.data for p in probs], "probability"), "grads": numbers([v.grad for v in vs], "grad")}
+    return {"data": numbers([p.data for p in probs], "probability"),
+            "grads": numbers([_grad(session, v) for v in vs], "grad")}
 
 
-def cmd_cross_entropy(session, logits, label):
-    """cross_entropy([Value(l) ...], label), backpropagated: the loss and the logits' gradients."""
+def cmd_cross_entropy(session, logits, label, as_numbers=False):
+    """cross_entropy([Value(l) ...], label) (or of the plain numbers), backpropagated: the loss and the logits'
+    gradients."""
     Value = _value_class(session)
-    vs = [Value(x) for x in logits]
+    vs = _logits(session, logits, as_numbers)
     loss = session.module("losses").cross_entropy(vs, label)
     if not isinstance(loss, Value):
         raise WrongType(f"cross_entropy() returned a {type(loss).__name__}, expected a Value")
     _backward(session, loss)
-    return {"data": number(loss.data, "loss"), "grads": numbers([v.grad for v in vs], "grad")}
+    return {"data": number(loss.data, "loss"), "grads": numbers([_grad(session, v) for v in vs], "grad")}
 
 
 def cmd_accuracy(session, rows, labels, as_values=False):

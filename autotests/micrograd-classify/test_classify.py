@@ -66,6 +66,14 @@ def test_dropout_draw_order_keep_rule_and_scaling(student, reference, rng, p):
 
 
 @pytest.mark.covers("Dropout.__call__")
+def test_dropout_keeps_an_element_whose_draw_equals_p(student, reference, rng):
+    """p is one of the draws itself (the median of 7), so that `>= p` and `> p` differ on that element."""
+    seed = rng.randrange(10 ** 6)
+    p = sorted(draws_of(seed, 7))[3]
+    check_dropout(student, reference, p, elements(rng, 7), seed)
+
+
+@pytest.mark.covers("Dropout.__call__")
 def test_dropout_of_a_single_value(student, reference, rng):
     check_dropout(student, reference, 0.3, elements(rng, 1), rng.randrange(10 ** 6), single=True)
 
@@ -94,7 +102,7 @@ def dataset(rng, n):
     return data
 
 
-def train_request(rng, sizes, epochs=8, lr=0.3, lam=0.0, patience=None, dropout_p=None, n_train=8, n_val=6):
+def train_request(rng, sizes, epochs=5, lr=0.3, lam=0.0, patience=None, dropout_p=None, n_train=5, n_val=4):
     count = sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))
     return {"sizes": sizes, "params": [round(rng.uniform(-1, 1), 3) for _ in range(count)],
             "train": dataset(rng, n_train), "val": dataset(rng, n_val), "epochs": epochs, "lr": lr, "lam": lam,
@@ -114,8 +122,15 @@ def setting(request):
 # ---------------------------------------------------------------------- train_classifier: classic mistakes
 
 
-def simulate(reference, request, mistake=None):
-    """train_classifier as the contract says, or with one classic mistake, run on the reference's modules."""
+def agrees(got, key, epoch, value):
+    return epoch < len(got[key]) and all_close([got[key][epoch]], [value])
+
+
+def simulate(reference, request, mistake=None, against=None):
+    """train_classifier as the contract says, or with one classic mistake, run on the reference's modules.
+
+    With `against` (a student's run), None as soon as a loss of some epoch differs from that run's: the mistake
+    is not the student's, and the rest of the run need not be computed."""
     Value = reference.modules["engine"].Value
     losses = reference.modules["losses"]
     sizes, lam, dropout_p, patience = request["sizes"], request["lam"], request["dropout_p"], request["patience"]
@@ -161,13 +176,17 @@ def simulate(reference, request, mistake=None):
             data_loss = data_loss * (1 / len(request["train"]))
         loss = data_loss if mistake == "no_l2" else data_loss + penalty()
         train_loss.append(loss.data)
+        if against is not None and not agrees(against, "train_loss", epoch, loss.data):
+            return None
         model.zero_grad()
         loss.backward()
         early = validation() if mistake == "val_before_update" else None
         for p in params:
             p.data -= request["lr"] * p.grad
         val_loss.append(early if early is not None else validation())
-        if val_loss[-1] < best_loss:
+        if against is not None and not agrees(against, "val_loss", epoch, val_loss[-1]):
+            return None
+        if val_loss[-1] < best_loss or (mistake == "ties_improve" and val_loss[-1] <= best_loss):
             best_loss, best_params, waited, best_epoch = val_loss[-1], [p.data for p in params], 0, epoch
         else:
             waited += 1
@@ -186,6 +205,8 @@ def mistakes_for(request):
         found += ["no_l2", "l2_in_val"]
     if request["dropout_p"]:
         found += ["dropout_in_val", "dropout_on_last"]
+    if request["lr"] == 0:  # every val_loss the same
+        found.append("ties_improve")
     if request["patience"] is not None:
         found += ["restore_last", "stop_late"] + (["stop_early"] if request["patience"] >= 2 else [])
     else:
@@ -201,7 +222,7 @@ def same_run(a, b):
 def mistake_feedback(mistake, request, got, want):
     last = {"expected": len(want["val_loss"]) - 1, "got": len(got["val_loss"]) - 1}
     params = {
-        "sum_not_mean": {}, "val_before_update": {},
+        "sum_not_mean": {}, "val_before_update": {}, "ties_improve": {"patience": request["patience"]},
         "no_l2": {"lam": request["lam"]}, "l2_in_val": {"lam": request["lam"]},
         "dropout_in_val": {"expected": want["draws"], "got": got["draws"]},
         "dropout_on_last": {"expected": want["draws"], "got": got["draws"]},
@@ -225,7 +246,8 @@ def check_train(student, reference, request):
     if same_run(got, want):
         return
     for mistake in mistakes_for(request):
-        if same_run(got, simulate(reference, request, mistake)):
+        run = simulate(reference, request, mistake, against=got)
+        if run is not None and same_run(got, run):
             raise mistake_feedback(mistake, request, got, want)
     where = {"function": "train_classifier", "setting": setting(request)}
     for key, message_id in (("train_loss", "classifier_loss_trajectory"), ("val_loss", "classifier_val_trajectory")):
@@ -259,23 +281,23 @@ def telling_request(reference, rng, want_ok, attempts=12, **settings):
 
 @pytest.mark.covers("train_classifier")
 def test_train_classifier_matches_reference(student, reference, rng):
-    check_train(student, reference, train_request(rng, [2, 4, 2]))
+    check_train(student, reference, train_request(rng, [2, 3, 2], epochs=5, n_train=5, n_val=4))
 
 
 @pytest.mark.covers("train_classifier")
 def test_train_classifier_with_one_output_uses_bce(student, reference, rng):
-    check_train(student, reference, train_request(rng, [2, 4, 1]))
+    check_train(student, reference, train_request(rng, [2, 3, 1], epochs=5, n_train=5, n_val=4))
 
 
 @pytest.mark.covers("train_classifier")
 def test_train_loss_includes_l2_and_val_loss_does_not(student, reference, rng):
-    check_train(student, reference, train_request(rng, [2, 3, 2], epochs=5, lam=0.05))
+    check_train(student, reference, train_request(rng, [2, 3, 2], epochs=4, lam=0.05, n_train=5, n_val=4))
 
 
 @pytest.mark.covers("train_classifier")
 def test_train_with_dropout_on_every_layer_but_the_last(student, reference, rng):
-    check_train(student, reference, train_request(rng, [2, 3, 3, 2], epochs=4, dropout_p=0.25, n_train=6,
-                                                  n_val=4))
+    check_train(student, reference, train_request(rng, [2, 3, 3, 2], epochs=3, dropout_p=0.25, n_train=4,
+                                                  n_val=3))
 
 
 def stops_early_with_room(want, request):
@@ -286,13 +308,22 @@ def stops_early_with_room(want, request):
 @pytest.mark.covers("train_classifier")
 @pytest.mark.parametrize("patience", [1, 2, 3])
 def test_early_stopping_stops_at_best_epoch_plus_patience_and_restores_the_best(student, reference, rng, patience):
-    request = telling_request(reference, rng, stops_early_with_room, sizes=[2, 3, 2], epochs=16, lr=2.5,
-                              patience=patience, n_train=6, n_val=4)
+    request = telling_request(reference, rng, stops_early_with_room, sizes=[2, 3, 2], epochs=12, lr=2.5,
+                              patience=patience, n_train=4, n_val=3)
     check_train(student, reference, request)
+
+
+@pytest.mark.covers("train_classifier")
+@pytest.mark.parametrize("patience", [None, 2])
+def test_equal_val_losses_are_no_improvement(student, reference, rng, patience):
+    """lr = 0: the parameters never change, so every val_loss is the same as the first; best_epoch stays 0 and,
+    with patience, the run stops after epoch `patience`."""
+    check_train(student, reference, train_request(rng, [2, 2, 2], epochs=4, lr=0.0, patience=patience, n_train=3,
+                                                  n_val=2))
 
 
 @pytest.mark.covers("train_classifier")
 def test_without_patience_every_epoch_runs_and_nothing_is_restored(student, reference, rng):
     request = telling_request(reference, rng, lambda want, _: want["best_epoch"] < len(want["val_loss"]) - 1,
-                              sizes=[2, 3, 2], epochs=10, lr=2.5, n_train=6, n_val=4)
+                              sizes=[2, 3, 2], epochs=6, lr=2.5, n_train=4, n_val=3)
     check_train(student, reference, request)

@@ -21,6 +21,17 @@ def logit(rng, scale=4.0):
     return round(rng.uniform(-scale, scale), 3)
 
 
+def check_plain_numbers(student, reference, cmd, given, **args):
+    """The README: losses take logits as Values, and plain numbers are wrapped. Same value as for Values."""
+    try:
+        got, want = student.call_beside(reference, cmd, **args)
+    except Feedback as failure:
+        if failure.message_id in FAILED_TO_ANSWER:
+            raise Feedback("loss_plain_numbers", function=FUNCTION[cmd], name=FUNCTION[cmd], given=given) from None
+        raise
+    return got, want
+
+
 def unstable_call(student, reference, unstable_id, cmd, params, **args):
     """call_beside for extreme inputs: an exception or a non-finite reply is the unstable form's fault."""
     try:
@@ -67,6 +78,16 @@ def test_bce_is_stable_for_large_logits(student, reference, rng):
             check_bce(student, reference, z, label, extreme=True)
 
 
+@pytest.mark.covers("bce_with_logits")
+@pytest.mark.weight(0.5)
+def test_bce_accepts_a_plain_number(student, reference, rng):
+    for z, y in [(logit(rng), rng.choice([0, 1])), (-abs(logit(rng)) - 0.5, 1)]:  # both branches
+        got, want = check_plain_numbers(student, reference, "bce", f"z = {z} (a float), y = {y}", z=z, y=y,
+                                        as_number=True)
+        if not close(got["data"], want["data"]):
+            raise Feedback("bce_value", function="bce_with_logits", z=z, y=y, expected=want["data"], got=got["data"])
+
+
 # ---------------------------------------------------------------------- softmax
 
 
@@ -101,6 +122,16 @@ def test_softmax_is_stable_for_large_logits(student, reference, rng):
     for logits in ([1000.0, -1000.0, 999.0], [-1000.0, -1000.0, -999.5], [800.0, 0.0, 799.0],
                    [-800.0, -801.0, -1000.0]):
         check_softmax(student, reference, logits, upstream, extreme=True)
+
+
+@pytest.mark.covers("softmax")
+@pytest.mark.weight(0.5)
+def test_softmax_accepts_plain_numbers(student, reference, rng):
+    logits = [logit(rng) for _ in range(3)]
+    got, want = check_plain_numbers(student, reference, "softmax", f"logits = {logits} (floats)", logits=logits,
+                                    upstream=[1.0, 1.0, 1.0], as_numbers=True)
+    if not all_close(got["data"], want["data"]):
+        raise Feedback("softmax_value", function="softmax", logits=logits, expected=want["data"], got=got["data"])
 
 
 # ---------------------------------------------------------------------- cross_entropy
@@ -138,6 +169,18 @@ def test_cross_entropy_is_stable_for_large_logits(student, reference, rng):
     for logits in ([1000.0, -1000.0, 999.0], [-1000.0, -1000.0], [750.0, 0.0, -750.0]):
         check_cross_entropy(student, reference, logits, rng.randrange(len(logits)), extreme=True)
         check_cross_entropy(student, reference, logits, 0, extreme=True)
+
+
+@pytest.mark.covers("cross_entropy")
+@pytest.mark.weight(0.5)
+def test_cross_entropy_accepts_plain_numbers(student, reference, rng):
+    logits = [logit(rng) for _ in range(3)]
+    label = rng.randrange(3)
+    got, want = check_plain_numbers(student, reference, "cross_entropy", f"logits = {logits} (floats)",
+                                    logits=logits, label=label, as_numbers=True)
+    if not close(got["data"], want["data"]):
+        raise Feedback("cross_entropy_value", function="cross_entropy", logits=logits, label=label,
+                       expected=want["data"], got=got["data"])
 
 
 # ---------------------------------------------------------------------- accuracy
