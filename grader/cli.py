@@ -37,9 +37,9 @@ class GraderGroup(click.Group):
         try:
             return super().invoke(ctx)
         except GraderError as exc:
-            error = click.ClickException(exc.one_line())
-            error.exit_code = exc.exit_code
-            raise error from None
+            # click's exit code is a class attribute (a ClassVar in click 8.2+): one class per code
+            failure = type("GraderFailure", (click.ClickException,), {"exit_code": exc.exit_code})
+            raise failure(exc.one_line()) from None
 
 
 WEAK_SANDBOX = click.option("--allow-weak-sandbox", is_flag=True,
