@@ -183,21 +183,32 @@ class Fallback:
     def check(self, check: Callable[[StudentCode], None]) -> None:
         """Pass when `check` passes on the student's own files or on the variant.
 
-        When both fail, the student's own failure is reported if it is the same; otherwise the variant's,
-        which carries no text from student code."""
-        order = [self.variant, self.own] if self.preferred else [self.own, self.variant]
+        The sandbox already running is tried first (only one of a submission's sandboxes runs at a time, and
+        starting the other costs a process start). When both fail, the student's own failure is reported if it
+        is the same; otherwise the variant's, which carries no text from student code. So a failure on the
+        variant that holds no student text anyway (wrong values, a file that does not import) is reported
+        without trying the student's own files: they would fail the same way, or differently because of the
+        very file the variant replaces."""
+        first_variant = self.preferred or getattr(self.variant.sandbox, "running", False)
+        order = [self.variant, self.own] if first_variant else [self.own, self.variant]
         failures: dict[bool, Feedback] = {}
         for code in order:
             try:
                 check(code)
             except Feedback as failure:
                 failures[code is self.variant] = failure
+                if code is self.variant and not failures.get(False) and failure.message_id not in TEXT_FAILURES:
+                    raise failure from None
                 continue
             if code is self.variant and failures:
                 self.preferred = True
             return
         own, on_variant = failures[False], failures[True]
         raise own if same_failure(own, on_variant) else on_variant from None
+
+
+# Failures whose words come from student code (withheld on a variant): the student's own run says them.
+TEXT_FAILURES = frozenset({"exception", "wrong_type"})
 
 
 def same_failure(a: Feedback, b: Feedback) -> bool:

@@ -94,10 +94,12 @@ class GradingPlugin:
         self.internal_errors: list[str] = []
         self.collection_errors: list[str] = []
         self.interrupted = False
+        self.import_errors: dict[str, dict] = {}
         self._variants: dict[str, Sandbox] = {}
+        running: list[str | None] = [None]  # which of the submission's sandboxes is the live one (None: its own)
         self.run = grader.testing.GradingRun(
-            assignment, seed, _OneAtATime(lambda: sandbox, self.stop_variants),
-            lambda name: _OneAtATime(lambda: self._variant(name), lambda: self._stop_all_but(name)),
+            assignment, seed, _OneAtATime(None, lambda: sandbox, self.stop_variants, running),
+            lambda name: _OneAtATime(name, lambda: self._variant(name), lambda: self._stop_all_but(name), running),
             lambda: reference_modules(assignment), lambda questions: reference_code(assignment, questions))
 
     def _variant(self, name: str) -> Sandbox:
@@ -132,6 +134,17 @@ class GradingPlugin:
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo) -> None:
         # pytest also reports "errors during collection" this way, as a KeyboardInterrupt subclass
         self.interrupted = excinfo.type is KeyboardInterrupt
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        # Tests that may run on a variant go last: a submission's sandboxes then switch (a process start each
+        # time) fewer times. Every test's inputs depend on its own id only, so the order changes no verdict.
+        items.sort(key=lambda item: "fallback" in getattr(item, "fixturenames", ()))
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        # Asked once the tests are collected, so that the sandbox boots while pytest configures and collects,
+        # and before any test can switch to a variant (the student's own sandbox would have to start again).
+        if not self.collection_errors:
+            self.import_errors = import_problems(self.assignment, self.sandbox)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
@@ -170,12 +183,22 @@ class _OneAtATime:
     Covert channels between sandboxes (POSIX locks on the shared standard library files, ...) need both ends
     alive; stopping one kills every process of it, its private /tmp included."""
 
-    def __init__(self, sandbox: Callable[[], Sandbox], stop_others: Callable[[], None]):
+    def __init__(self, name: str | None, sandbox: Callable[[], Sandbox], stop_others: Callable[[], None],
+                 running: list[str | None]):
+        self._name = name
         self._sandbox = sandbox  # made on first use
         self._stop_others = stop_others
+        self._running = running  # shared by the submission's sandboxes: the name of the live one
+
+    @property
+    def running(self) -> bool:
+        """Whether this is the sandbox that ran last (so the one alive now, or the next to start anyway)."""
+        return self._running[0] == self._name
 
     def call(self, cmd, args, *, shape, timeout=None, meanwhile=None, answer=None):
-        self._stop_others()
+        if not self.running:
+            self._stop_others()
+            self._running[0] = self._name
         return self._sandbox().call(cmd, args, shape=shape, timeout=timeout, meanwhile=meanwhile, answer=answer)
 
 
@@ -230,10 +253,6 @@ def run_hidden_tests(assignment: Assignment, files: dict[str, str], sandbox: San
             name = code.name if isinstance(code, pytest.ExitCode) else f"exit code {code}"
             why = plugin.collection_errors[0] if plugin.collection_errors else name
             raise GradingError(f"the hidden tests did not run: {why}")
-        # Asked after the tests, so that the sandbox boots while pytest configures and collects; by now the
-        # modules are imported and this costs a few short round trips.
-        plugin.stop_variants()
-        import_errors = import_problems(assignment, plugin.sandbox)
-        return RunResult(plugin.outcomes, import_errors, plugin.sandbox.isolation, plugin.internal_errors)
+        return RunResult(plugin.outcomes, plugin.import_errors, plugin.sandbox.isolation, plugin.internal_errors)
     finally:
         plugin.close()
