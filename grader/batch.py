@@ -32,10 +32,10 @@ from grader.course import Assignment
 from grader.errors import UnusableInput
 from grader.formats import ReportError, load_report, write_report_atomic, write_text_atomic
 from grader.parallel import GradeTask, grade_task_with_page, worker_pool
-from grader.runner import GradingError
+from grader.runner import PYTEST_ARGS, GradingError, forget_other_hidden_tests, scoring_problems
 from grader.sandbox import SandboxError, check_isolation
-from grader.scoring import error_report
-from grader.submission import SubmissionError, load_submission, parse_time, stamp_path
+from grader.scoring import error_report, rescore, stored_outcomes
+from grader.submission import Submission, SubmissionError, load_submission, parse_time, stamp_path
 
 GRADESCOPE_METADATA = "submission_metadata.yml"
 TIMES_FILE = "times.csv"
@@ -160,22 +160,43 @@ def student_id(name: str) -> str:
     return escaped
 
 
-def up_to_date(entry: Entry, report_path: Path, assignment: Assignment, lang: str) -> bool:
-    """--resume: the report exists, validates, and was made from the same code for the same assignment version."""
+@dataclass(frozen=True)
+class ResumePlan:
+    """--resume: what to do with a student's stored report."""
+
+    action: str  # "reuse" | "rescore" | "grade"
+    report: dict | None = None
+    submission: Submission | None = None
+
+
+def resume_plan(entry: Entry, report_path: Path, assignment: Assignment, lang: str) -> ResumePlan:
+    """Reuse a report of this submission made with today's hidden tests and points; rescore one when only the
+    points, the late policy or the submission time changed (its stored outcomes are scored again, no student
+    code runs); grade anything else."""
     try:
         report = load_report(report_path)
-        if report["status"] != "graded" or report["lang"] != lang or report["assignment"] != {
-                "name": assignment.name, "version": assignment.version}:
-            return False
-        return load_submission(entry.path, assignment, entry.student).sha256 == report["submission"]["sha256"]
-    except (ReportError, SubmissionError, OSError):
-        return False
+        made_with = report["assignment"]
+        if report["status"] != "graded" or report["lang"] != lang or made_with.get("name") != assignment.name \
+                or made_with.get("tests") != assignment.tests_fingerprint:
+            return ResumePlan("grade")
+        submitted_at = datetime.fromisoformat(entry.submitted_at) if entry.submitted_at else None
+        submission = load_submission(entry.path, assignment, entry.student, submitted_at)
+        if submission.sha256 != report["submission"]["sha256"]:
+            return ResumePlan("grade")
+        when = submission.submitted_at.isoformat() if submission.submitted_at else None
+        if made_with.get("scoring") == assignment.scoring_fingerprint and report["late"]["submitted_at"] == when:
+            return ResumePlan("reuse", report)
+        stored_outcomes(report)  # a report that cannot be rescored (KeyError) is graded again
+        return ResumePlan("rescore", report, submission)
+    except (ReportError, SubmissionError, OSError, KeyError, ValueError):
+        return ResumePlan("grade")
 
 
 @dataclass
 class BatchResult:
     graded: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # up to date (--resume)
+    rescored: list[str] = field(default_factory=list)  # scored again from stored outcomes (--resume)
     reports: dict[str, dict] = field(default_factory=dict)  # every student's report, graded or reused
     duration_s: float = 0.0
 
@@ -215,10 +236,15 @@ def run_batch(folder: Path, assignment: Assignment, out_dir: Path, *, jobs: int,
     result = BatchResult()
     todo = []
     for entry in entries:
-        report_path = student_files(out_dir, entry.student)[0]
-        if resume and up_to_date(entry, report_path, assignment, lang):
+        plan = resume_plan(entry, student_files(out_dir, entry.student)[0], assignment, lang) if resume \
+            else ResumePlan("grade")
+        if plan.action == "reuse":
+            assert plan.report is not None  # a reuse plan carries the report
             result.skipped.append(entry.student)
-            result.reports[entry.student] = load_report(report_path)
+            result.reports[entry.student] = plan.report
+        elif plan.action == "rescore":
+            result.rescored.append(entry.student)
+            result.reports[entry.student] = rescore_student(out_dir, entry, plan, assignment, lang)
         else:
             todo.append(entry)
     course_root = str(assignment.course.root)
@@ -250,10 +276,15 @@ def run_batch(folder: Path, assignment: Assignment, out_dir: Path, *, jobs: int,
 
 
 class _CollectionErrors:
-    """A pytest plugin that keeps the first line of each collection error."""
+    """A pytest plugin that keeps the first line of each collection error, and what makes the tests disagree
+    with assignment.toml's points."""
 
-    def __init__(self) -> None:
+    def __init__(self, assignment: Assignment) -> None:
+        self.assignment = assignment
         self.errors: list[str] = []
+
+    def pytest_collection_modifyitems(self, items: list) -> None:
+        self.errors += scoring_problems(self.assignment, items)
 
     def pytest_collectreport(self, report) -> None:
         if report.failed:
@@ -266,16 +297,12 @@ def check_hidden_tests(assignment: Assignment) -> None:
     otherwise give every student an error report, as if it were their fault."""
     import pytest
 
-    from grader.runner import PYTEST_ARGS
-
-    from grader.runner import forget_other_hidden_tests
-
     autotests = assignment.autotests_dir.resolve()
     forget_other_hidden_tests(autotests)
-    plugin = _CollectionErrors()
+    plugin = _CollectionErrors(assignment)
     code = pytest.main([str(autotests), "-c", str(autotests / "pytest.ini"), "--rootdir", str(autotests),
                         "--collect-only", *PYTEST_ARGS], plugins=[plugin, grader.testing])
-    if code != pytest.ExitCode.OK:
+    if code != pytest.ExitCode.OK or plugin.errors:
         name = code.name if isinstance(code, pytest.ExitCode) else f"exit code {code}"
         why = plugin.errors[0] if plugin.errors else name
         raise BatchError(f"the hidden tests in {autotests} do not run ({why}): fix the course; no one was graded")
@@ -301,6 +328,15 @@ def failure(assignment: Assignment, entry: Entry, reason: str, lang: str) -> tup
     report = error_report(assignment, entry.student, str(entry.path), reason, lang=lang,
                           started_at=datetime.now(timezone.utc), duration_s=0.0, reason_id="grading_failed").to_dict()
     return report, feedback_page(report, None, lang)
+
+
+def rescore_student(out_dir: Path, entry: Entry, plan: ResumePlan, assignment: Assignment, lang: str) -> dict:
+    """--resume after a change of points, late policy or time: the stored report scored again, and its page."""
+    from grader.pages import feedback_page
+
+    assert plan.report is not None and plan.submission is not None  # a rescore plan carries both
+    report = rescore(assignment, plan.report, plan.submission.submitted_at)
+    return write_student(out_dir, entry, report, feedback_page(report, plan.submission, lang), assignment, lang)
 
 
 def write_student(out_dir: Path, entry: Entry, report: dict, page: str, assignment: Assignment, lang: str) -> dict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import time
+from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -65,13 +66,13 @@ def run_public_test(sandbox: Sandbox, test: PublicTest, group: str | None) -> Ou
                 and isinstance(feedback.get("params"), dict)):
             feedback = {"id": "public.failed", "params": {"text": reply["text"]}}
         message = {"id": feedback["id"], "params": {k: str(v) for k, v in feedback["params"].items()}}
-    return Outcome(test.name, group, 1.0, test.covers, status, message,
+    return Outcome(test.name, group, 1.0, test.covers, test.covers, status, message,
                    round(time.perf_counter() - started, 6))
 
 
 def check_submission(submission: Submission, assignment: Assignment, *, lang: str = "en",
                      only: str | None = None) -> Report:
-    """Run the public tests on a submission; each group's points are its number of public tests."""
+    """Run the public tests on a submission; each function's points are its number of public tests."""
     started_at, started = datetime.now(timezone.utc), time.perf_counter()
     folder = assignment.folder / "tests"
     group_of = {t: assignment.group_of_function(t.covers) for t in list_public_tests(folder)}
@@ -81,7 +82,8 @@ def check_submission(submission: Submission, assignment: Assignment, *, lang: st
     with open_sandbox(assignment, files) as sandbox:
         outcomes = [run_public_test(sandbox, t, group_of[t]) for t in tests]
         isolation = sandbox.isolation
-    groups = tuple(replace(g, points=float(sum(o.group == g.name for o in outcomes)))
+    counts = Counter(o.covers for o in outcomes)
+    groups = tuple(replace(g, functions=tuple((f, float(counts[f])) for f, _ in g.functions if counts[f]))
                    for g in assignment.groups if only is None or g.name == only)
     counted = replace(assignment, groups=groups)
     return build_report(counted, submission, RunResult(outcomes, {}, isolation), seed=0, lang=lang,

@@ -172,8 +172,9 @@ def check(path: Path, assignment_name: str, course_dir: Path | None, lang: str, 
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
               show_default=True, help="Where reports, gradebook.csv, summary.json and index.html go.")
 @click.option("--jobs", type=click.IntRange(min=1), help="Submissions graded at once. Default: the number of cores.")
-@click.option("--resume", is_flag=True, help="Skip students whose report exists, validates, and matches their "
-              "current submission and the assignment version.")
+@click.option("--resume", is_flag=True, help="Keep reports made from the same submission with the same hidden "
+              "tests and points; rescore (no student code runs) those whose points, late policy or submission time "
+              "changed; grade the rest.")
 @LANG
 @click.option("--only", multiple=True, metavar="ID", help="Grade only this student (repeatable).")
 @WEAK_SANDBOX
@@ -207,7 +208,8 @@ def batch(folder: Path, assignment_name: str, course_dir: Path | None, out_dir: 
             raise
         raise SandboxError(f"{exc} (the batch stopped: no student was graded with a broken sandbox)") from None
     rate = len(result.graded) / result.duration_s if result.duration_s else 0.0
-    click.echo(f"graded {len(result.graded)}, up to date {len(result.skipped)}, in {result.duration_s:.1f} s "
+    click.echo(f"graded {len(result.graded)}, up to date {len(result.skipped)}, rescored {len(result.rescored)} "
+               f"(points, late policy or times changed), in {result.duration_s:.1f} s "
                f"({rate:.1f}/s); gradebook: {out_dir / 'gradebook.csv'}, dashboard: {out_dir / 'index.html'}")
     if result.errored:
         click.echo(f"not graded (error reports): {', '.join(result.errored)}", err=True)
@@ -289,13 +291,17 @@ def generate(assignment_name: str | None, course_dir: Path | None, check: bool) 
 @click.option("--function", "functions", multiple=True, metavar="PATTERN",
               help="Only mutants of matching functions, e.g. 'Value.tanh*' (repeatable; for quick runs).")
 @click.option("--bug", "bugs", multiple=True, metavar="NAME", help="Only these catalogue bugs (repeatable).")
+@click.option("--seeds", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Grade under seeds 1..N: a mutant or bug counts as caught only when it loses points under "
+              "every seed.")
 def selftest(assignment_name: str, course_dir: Path | None, jobs: int | None, report_file: Path | None,
-             functions: tuple[str, ...], bugs: tuple[str, ...]) -> None:
+             functions: tuple[str, ...], bugs: tuple[str, ...], seeds: int) -> None:
     """Prove the hidden tests are strong: grade the reference, its mutants and a catalogue of student bugs.
 
     The reference must get full marks; every mutant of its solution regions must lose points unless
     autotests/equivalent_mutants.toml explains why it cannot change behaviour; every catalogue bug must lose
-    points in its own group with feedback that names the faulty function. Exit 1 otherwise; 2 for a course
+    points in its own group with feedback that names the faulty function; all of it under every seed of
+    --seeds (the output names the weakest seed and what each bug costs). Exit 1 otherwise; 2 for a course
     that cannot be used (its settings, a reference that cannot be mutated, a malformed catalogue).
     """
     from grader.formats import write_text_atomic
@@ -305,8 +311,8 @@ def selftest(assignment_name: str, course_dir: Path | None, jobs: int | None, re
     require_folder_of(report_file)
     assignment = load_assignment(course_dir, assignment_name, hidden_tests=True)
     progress = TerminalProgress() if sys.stderr.isatty() else None
-    result = run_selftest(assignment.course, assignment, jobs or default_jobs(),
-                          functions=list(functions) or None, bugs=list(bugs) or None, progress=progress)
+    result = run_selftest(assignment.course, assignment, jobs or default_jobs(), functions=list(functions) or None,
+                          bugs=list(bugs) or None, progress=progress, seeds=seeds)
     click.echo(render_selftest(result), nl=False)
     if report_file is not None:
         write_text_atomic(report_file, json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n")

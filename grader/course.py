@@ -1,7 +1,7 @@
 """Stage 1 of the pipeline: find the course and read an assignment's settings."""
 from __future__ import annotations
 
-import fnmatch
+import hashlib
 import json
 import math
 import os
@@ -9,7 +9,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -28,10 +28,14 @@ class CourseError(UnusableInput):
 @dataclass(frozen=True)
 class Group:
     name: str
-    points: float
     title: str
     visibility: str
-    functions: tuple[str, ...] = ()  # the student functions this group judges (fnmatch patterns)
+    # (student function, its points): each function's points are shared among the tests that cover it, by weight
+    functions: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def points(self) -> float:
+        return sum(points for _, points in self.functions)
 
 
 @dataclass(frozen=True)
@@ -99,16 +103,35 @@ class Assignment:
     def max_score(self) -> float:
         return sum(g.points for g in self.groups)
 
-    def group_of_function(self, function: str) -> str | None:
-        """The group that judges a student function ("Value.tanh", "Value.tanh: _backward", "train").
+    @cached_property
+    def tests_fingerprint(self) -> str:
+        """sha256 of what decides the hidden tests' outcomes: the grader's version, the hidden tests, the
+        reference and its harness, the files, contract, variants and limits. A report made under another one is
+        regraded by `grader batch --resume`."""
+        from grader import __version__
 
-        An exact name wins over a pattern, so `Value.backward` can belong to backprop while `Value.*` is ops."""
+        digest = hashlib.sha256(repr((__version__, self.files, self.given, sorted(self.contract.items()),
+                                      sorted(self.variants.items()), self.limits)).encode())
+        for folder in (self.autotests_dir, self.reference_dir):
+            for path in sorted(folder.rglob("*")):
+                if path.suffix in (".py", ".ini") and "__pycache__" not in path.parts and path.is_file():
+                    digest.update(f"\0{path.relative_to(folder)}\0".encode() + path.read_bytes())
+        return digest.hexdigest()
+
+    @property
+    def scoring_fingerprint(self) -> str:
+        """sha256 of what turns outcomes into points: the groups with their points, and the late policy. A report
+        made under another one is rescored from its stored outcomes by `grader batch --resume`."""
+        return hashlib.sha256(repr((self.groups, self.late)).encode()).hexdigest()
+
+    def group_of_function(self, function: str) -> str | None:
+        """The group that gives a student function its points ("Value.tanh", "Value.tanh: _backward", "train")."""
         name = function.split(":")[0].strip()
-        for exact in (True, False):
-            for g in self.groups:
-                if any(name == p if exact else fnmatch.fnmatchcase(name, p) for p in g.functions):
-                    return g.name
-        return None
+        return next((g.name for g in self.groups for f, _ in g.functions if f == name), None)
+
+    def function_points(self) -> dict[str, float]:
+        """Every student-written function with its points."""
+        return {f: points for g in self.groups for f, points in g.functions}
 
     def group(self, name: str) -> Group:
         for g in self.groups:
@@ -152,6 +175,11 @@ class Course:
         if name in ("", ".", "..") or Path(name).name != name or not settings.is_file():
             known = sorted(p.parent.name for p in self.assignments_dir.glob("*/assignment.toml"))
             raise CourseError(f"no assignment {name!r} in {self.assignments_dir} (known: {', '.join(known) or 'none'})")
+        source = self.root / "reference" / name / "assignment.toml"
+        if source.is_file() and source.read_bytes() != settings.read_bytes():
+            # assignments/ is generated: an edit of either copy alone would be ignored by someone
+            raise CourseError(f"{settings} differs from {source}, which it is generated from: edit the one in "
+                              "reference/, then run `grader generate`")
         return read_assignment(settings, self, folder)
 
 
@@ -185,6 +213,8 @@ def parse_assignment(text: str, folder: Path, course: Course, source: Path) -> A
             due = _due(due) if due is not None else None
         except ValueError:
             problem = _must_be(data, ("late", "due"))
+    if problem is None:
+        problem = _function_in_two_groups(data["groups"])
     if problem:  # a one-line description of what is wrong, and where
         raise CourseError(f"{source}: {problem}")
     meta, limits, late = data["assignment"], data["limits"], data.get("late", {})
@@ -193,8 +223,9 @@ def parse_assignment(text: str, folder: Path, course: Course, source: Path) -> A
         title=meta.get("title", meta["name"]),
         version=str(meta["version"]),
         files=tuple(meta["files"]),
-        groups=tuple(Group(name, float(g["points"]), g.get("title", name), g.get("visibility", "visible"),
-                           tuple(g.get("functions", ()))) for name, g in data["groups"].items()),
+        groups=tuple(Group(name, g.get("title", name), g.get("visibility", "visible"),
+                           tuple((f, float(p)) for f, p in g["functions"].items()))
+                     for name, g in data["groups"].items()),
         limits=Limits(
             call_timeout_s=float(limits["call_timeout_s"]),
             total_timeout_s=float(limits["total_timeout_s"]),
@@ -215,6 +246,17 @@ def parse_assignment(text: str, folder: Path, course: Course, source: Path) -> A
         variants={name: tuple(v["replace"]) for name, v in data.get("variants", {}).items()},
         messages=_messages(folder / "messages.toml"),
     )
+
+
+def _function_in_two_groups(groups: dict) -> str | None:
+    owner: dict[str, str] = {}
+    for name, group in groups.items():
+        for function in group["functions"]:
+            if function in owner:
+                return (f"groups.{name}.functions: {function} has points in groups {owner[function]} and {name}; "
+                        "a function's points belong to one group")
+            owner[function] = name
+    return None
 
 
 def _names_in(path: Path) -> set[str]:

@@ -37,6 +37,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "the grader failed on this test; course staff have been told (this is not your fault)",
         "zh": "评分程序在这个测试上出错了，与你的代码无关，请联系助教",
     },
+    "given_code_changed": {
+        "en": "{function} is given code, but your {file} changes it: put back the skeleton's version "
+              "(this test counts with {covers})",
+        "zh": "{function} 是课程给出的代码，但你的 {file} 修改了它：请恢复骨架中的版本（这个测试计入 {covers}）",
+    },
     # ------------------------------------------------------------------ public tests (grader check)
     "public.mismatch": {
         "en": "{what} is wrong: for {inputs} expected {expected}, got {got}",

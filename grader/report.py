@@ -72,6 +72,8 @@ class TestResult:
     function: str | None  # the student function the test is about, e.g. "Value.tanh"
     duration_s: float
     message: dict | None = None  # {"id": ..., "params": {...}}: the feedback before rendering
+    covers: str | None = None  # the student function whose points the test shares
+    weight: float = 1.0  # the test's share of that function's points, relative to its other tests
 
 
 @dataclass

@@ -11,7 +11,8 @@ class Outcome:
     name: str
     group: str | None  # None for a test whose function is in no group: it is not scored
     weight: float
-    function: str | None
+    covers: str | None  # the student function whose points the test shares (its `covers` marker)
+    function: str | None  # the function its feedback is about (the covered one unless it names another)
     status: str  # passed | failed | error | timeout
     message: dict | None  # {"id", "params"}; None when passed
     duration_s: float

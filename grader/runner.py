@@ -17,7 +17,7 @@ import pytest
 
 import grader.testing
 from grader.answers import Question, in_process_ask
-from grader.compare import Feedback, ReferenceCode
+from grader.compare import Feedback, ReferenceCode, given_code_changed
 from grader.course import Assignment
 from grader.errors import UnusableInput
 from grader.harness import load_commands
@@ -136,6 +136,9 @@ class GradingPlugin:
         self.interrupted = excinfo.type is KeyboardInterrupt
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        self.collection_errors += scoring_problems(self.assignment, items)
+        if self.collection_errors:
+            items.clear()  # a course that cannot be scored grades no one
         # Tests that may run on a variant go last: a submission's sandboxes then switch (a process start each
         # time) fewer times. Every test's inputs depend on its own id only, so the order changes no verdict.
         items.sort(key=lambda item: "fallback" in getattr(item, "fixturenames", ()))
@@ -163,18 +166,54 @@ class GradingPlugin:
                                  [], call.duration, call.start, call.stop)
 
     def outcome(self, item: pytest.Item, call: pytest.CallInfo) -> Outcome:
-        group = marker_value(item, "group")
-        function = marker_value(item, "covers")
+        group, covers, weight = test_scoring(self.assignment, item)
+        function = covers
         status, message = "passed", None
         if call.excinfo is not None:
             error = call.excinfo.value
             if isinstance(error, Feedback):
                 status, message, function = error.status, error.message, error.function or function
+                given = marker_value(item, "given")
+                changed = given and given_code_changed(self.files, self.assignment.reference_dir, given)
+                if changed:  # the student's edit of given code, not the function it builds on, is at fault
+                    function = given
+                    message = {"id": "given_code_changed", "params": {"function": given, "file": changed,
+                                                                       "covers": covers}}
             else:  # a bug in the hidden tests or the grader: loud for us, never blamed on the student
                 self.internal_errors.append(f"{item.nodeid}: {type(error).__name__}: {error}")
                 status, message = "error", {"id": "internal_error", "params": {}}
-        return Outcome(item.name, group, float(marker_value(item, "weight", 1)), function, status, message,
-                       round(call.duration, 6))
+        return Outcome(item.name, group, weight, covers, function, status, message, round(call.duration, 6))
+
+
+def test_scoring(assignment: Assignment, item: pytest.Item) -> tuple[str | None, str | None, float]:
+    """A hidden test's (group, covered function, weight): its points are a share, by weight, of the covered
+    function's points in assignment.toml; a test of weight 0 (a cross-check) costs nothing."""
+    covers = marker_value(item, "covers")
+    group = assignment.group_of_function(covers) if covers else None
+    return group or marker_value(item, "group"), covers, float(marker_value(item, "weight", 1))
+
+
+def scoring_problems(assignment: Assignment, items: list[pytest.Item]) -> list[str]:
+    """What makes the hidden tests and assignment.toml's points disagree (a course bug): a scored test whose
+    function has no points, a group marker that contradicts the points table, a function no test covers."""
+    problems, covered = [], set()
+    for item in items:
+        group, covers, weight = test_scoring(assignment, item)
+        marked = marker_value(item, "group")
+        if group is None:
+            problems.append(f"{item.nodeid}: in no group (covers {covers or 'no function'} and has no group marker)")
+        elif weight < 0:
+            problems.append(f"{item.nodeid}: weight {weight:g} is negative")
+        elif weight > 0 and (covers is None or assignment.group_of_function(covers) is None):
+            problems.append(f"{item.nodeid}: covers {covers or 'no function'}, which has no points in assignment.toml "
+                            "(a test that costs nothing has weight(0))")
+        elif marked is not None and group != marked:
+            problems.append(f"{item.nodeid}: marked group {marked!r}, but {covers} has its points in {group!r}")
+        elif weight > 0:
+            covered.add(covers)
+    problems += [f"{function} has points in assignment.toml but no hidden test covers it"
+                 for function in assignment.function_points() if function not in covered]
+    return problems
 
 
 class _OneAtATime:

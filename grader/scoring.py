@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 from datetime import datetime, timezone
 
 from grader import __version__
 from grader.compare import describe_where
 from grader.course import Assignment
 from grader.messages import render
-from grader.report import GroupScore, Late, Report, TestResult, bounded_message
+from grader.report import GroupScore, Late, Report, TestResult, bounded_message, bounded_text
 from grader.results import Outcome, RunResult
 from grader.submission import Submission
 
@@ -26,24 +27,34 @@ def late_penalty(assignment: Assignment, submitted_at: datetime | None, score: f
     return Late(submitted_at.isoformat(), due, days, penalty, round(score * (1 - penalty / 100), 6))
 
 
+def test_shares(assignment: Assignment, outcomes: list[Outcome]) -> list[float]:
+    """Each test's points: its covered function's points shared among that function's tests by weight (a test
+    of weight 0, or of a function without points, gets 0)."""
+    points = assignment.function_points()
+    weights: dict[str, float] = {}
+    for o in outcomes:
+        if o.covers in points:
+            weights[o.covers] = weights.get(o.covers, 0.0) + o.weight
+    return [points[o.covers] * o.weight / weights[o.covers] if o.covers in points and o.weight else 0.0
+            for o in outcomes]
+
+
 def group_scores(assignment: Assignment, outcomes: list[Outcome],
                  lang: str) -> tuple[list[GroupScore], list[TestResult]]:
-    """Each group's points are shared among its tests by weight; a test scores all of its share or nothing."""
-    groups, tests = [], []
-    for group in assignment.groups:
-        mine = [o for o in outcomes if o.group == group.name]
-        total_weight = sum(o.weight for o in mine)
-        score = 0.0
-        for o in mine:
-            share = group.points * o.weight / total_weight
-            earned = share if o.status == "passed" else 0.0
-            score += earned
-            message = bounded_message(o.message)  # student values in it: text cut, NaN as text
-            text = render(message, lang, assignment.messages) if message else ""
-            tests.append(TestResult(o.name, group.name, earned, share, o.status, text, o.function, o.duration_s,
-                                    message))
-        # With no tests (or none run) a group still counts towards the maximum.
-        groups.append(GroupScore(group.name, group.title, round(score, 6), group.points, group.visibility))
+    """A test scores all of its share or nothing; a group's score is the sum over its tests."""
+    scores = {g.name: 0.0 for g in assignment.groups}
+    tests = []
+    for o, share in zip(outcomes, test_shares(assignment, outcomes)):
+        if o.group not in scores:
+            continue  # a public test of a function no group scores
+        earned = share if o.status == "passed" else 0.0
+        scores[o.group] += earned
+        message = bounded_message(o.message)  # student values in it: text cut, NaN as text
+        text = render(message, lang, assignment.messages) if message else ""
+        tests.append(TestResult(o.name, o.group, earned, share, o.status, text, o.function, o.duration_s,
+                                message, o.covers, o.weight))
+    # With no tests (or none run) a group still counts towards the maximum.
+    groups = [GroupScore(g.name, g.title, round(scores[g.name], 6), g.points, g.visibility) for g in assignment.groups]
     return groups, tests
 
 
@@ -68,7 +79,7 @@ def build_report(assignment: Assignment, submission: Submission, run: RunResult,
     score = round(sum(g.score for g in groups), 6)
     return Report(
         grader_version=__version__,
-        assignment={"name": assignment.name, "version": assignment.version},
+        assignment=assignment_stamp(assignment),
         student=submission.student,
         submission=submission_summary(submission),
         seed=seed,
@@ -87,6 +98,34 @@ def build_report(assignment: Assignment, submission: Submission, run: RunResult,
     )
 
 
+def assignment_stamp(assignment: Assignment) -> dict:
+    """What a report was made with: `grader batch --resume` compares it with the course of the day."""
+    return {"name": assignment.name, "version": assignment.version, "tests": assignment.tests_fingerprint,
+            "scoring": assignment.scoring_fingerprint}
+
+
+def stored_outcomes(report: dict) -> list[Outcome]:
+    """The outcomes a report keeps, to score them again under other points. A report made before tests kept
+    their function and weight has none to give (KeyError)."""
+    return [Outcome(t["name"], t["group"], t["weight"], t["covers"], t["function"], t["status"], t["message"],
+                    t["duration_s"]) for t in report["tests"]]
+
+
+def rescore(assignment: Assignment, report: dict, submitted_at: datetime | None) -> dict:
+    """A graded report scored again from its stored outcomes under the assignment's points and late policy of
+    today (each test's group follows its function's points); no student code runs."""
+    outcomes = stored_outcomes(report)
+    for o in outcomes:
+        o.group = (assignment.group_of_function(o.covers) if o.covers else None) or o.group
+    groups, tests = group_scores(assignment, outcomes, report["lang"])
+    score = round(sum(g.score for g in groups), 6)
+    return {**report, "assignment": assignment_stamp(assignment), "score": score,
+            "max_score": sum(g.max_score for g in groups),
+            "groups": [asdict(g) for g in groups],
+            "tests": [{**asdict(t), "feedback": bounded_text(t.feedback)} for t in tests],
+            "late": asdict(late_penalty(assignment, submitted_at, score))}
+
+
 def submission_summary(submission: Submission) -> dict:
     return {"sha256": submission.sha256, "files": sorted(submission.files), "kind": submission.kind,
             "source": submission.source}
@@ -98,7 +137,7 @@ def error_report(assignment: Assignment, student: str, source: str, reason: str,
     groups = [GroupScore(g.name, g.title, 0.0, g.points, g.visibility) for g in assignment.groups]
     return Report(
         grader_version=__version__,
-        assignment={"name": assignment.name, "version": assignment.version},
+        assignment=assignment_stamp(assignment),
         student=student,
         submission={"sha256": "0" * 64, "files": [], "kind": "unknown", "source": source},
         seed=0,

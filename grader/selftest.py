@@ -10,11 +10,12 @@ Everything is graded in parallel through grader.parallel, sandbox included, exac
 """
 from __future__ import annotations
 
+import statistics
 import sys
 import time
 from collections import Counter
 from concurrent.futures import Executor, Future, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Callable, Iterable
@@ -55,18 +56,27 @@ class Bug:
 @dataclass
 class MutantResult:
     mutant: Mutant
-    status: str  # killed | survived | equivalent | error
-    lost: dict[str, float]  # group -> points lost
+    status: str  # killed (under every seed) | survived (under some seed) | equivalent | error
+    lost: dict[str, float]  # group -> points lost, under the seed where it lost least
     detail: str = ""  # the first failing test, or what went wrong
+    escaped: list[int] = field(default_factory=list)  # the seeds under which it kept full marks
 
 
 @dataclass
 class BugResult:
     bug: Bug
     passed: bool
-    lost: dict[str, float]
+    lost: dict[str, float]  # under the seed where it cost least
     feedback: str = ""  # the failing test in the bug's group that names the function
     problem: str = ""  # why the entry failed
+    costs: dict[int, float] = field(default_factory=dict)  # seed -> points lost in all
+
+    def cost_range(self) -> tuple[float, float, float] | None:
+        """(min, median, max) of the points it costs over the seeds."""
+        if not self.costs:
+            return None
+        values = sorted(self.costs.values())
+        return values[0], statistics.median(values), values[-1]
 
 
 @dataclass
@@ -78,6 +88,16 @@ class SelftestResult:
     bugs: list[BugResult]
     warnings: list[str] = field(default_factory=list)
     duration_s: float = 0.0
+    seeds: list[int] = field(default_factory=lambda: [1])
+
+    @property
+    def weakest_seed(self) -> int:
+        """The seed under which most mutants and bugs escape; among equals, where the bugs cost least."""
+        def weakness(seed: int) -> tuple[int, float]:
+            escapes = sum(seed in m.escaped for m in self.mutants) + sum(
+                b.costs.get(seed, 0.0) <= POINT_TOLERANCE for b in self.bugs if b.costs)
+            return escapes, -sum(b.costs.get(seed, 0.0) for b in self.bugs)
+        return max(self.seeds, key=weakness)
 
     @property
     def survivors(self) -> list[MutantResult]:
@@ -106,13 +126,16 @@ class SelftestResult:
     def to_dict(self) -> dict:
         """JSON-able, for --report FILE."""
         return {
-            "assignment": self.assignment, "passed": self.passed, "jobs": self.jobs,
+            "assignment": self.assignment, "passed": self.passed, "jobs": self.jobs, "seeds": self.seeds,
+            "weakest_seed": self.weakest_seed,
             "duration_s": round(self.duration_s, 2), "reference": self.reference,
             "groups": self.summary("group"), "operators": self.summary("operator"),
             "mutants": [{**{k: v for k, v in asdict(m.mutant).items() if k != "files"},
-                         "status": m.status, "lost": m.lost, "detail": m.detail} for m in self.mutants],
+                         "status": m.status, "lost": m.lost, "detail": m.detail, "escaped_seeds": m.escaped}
+                        for m in self.mutants],
             "catalogue": [{**asdict(b.bug), "passed": b.passed, "lost": b.lost, "feedback": b.feedback,
-                           "problem": b.problem} for b in self.bugs],
+                           "problem": b.problem, "cost_by_seed": {str(k): v for k, v in b.costs.items()},
+                           "cost": dict(zip(("min", "median", "max"), b.cost_range() or ()))} for b in self.bugs],
             "warnings": self.warnings,
         }
 
@@ -258,11 +281,18 @@ def judge_bug(bug: Bug, report: dict | None, failure: str) -> BugResult:
 # ---------------------------------------------------------------------- running
 
 
+DEFAULT_SEEDS = 8
+
+
 def run_selftest(course: Course, assignment: Assignment | str, jobs: int, executor: Executor | None = None, *,
                  functions: Iterable[str] | None = None, bugs: Iterable[str] | None = None,
-                 progress: Progress | None = None) -> SelftestResult:
-    """Grade the reference, its mutants and the bug catalogue in parallel and judge the hidden tests.
+                 progress: Progress | None = None, seeds: int = DEFAULT_SEEDS) -> SelftestResult:
+    """Grade the reference, its mutants and the bug catalogue in parallel, under seeds 1..`seeds`, and judge
+    the hidden tests: what counts is what holds under every seed.
 
+    The reference and the catalogue are graded under every seed. A mutant is graded under the first; one that
+    lost points there in a test without random inputs (no `rng`) loses them under every seed, since the seed
+    reaches a test only through `rng`; the others are graded under every seed.
     `functions` (fnmatch patterns such as "Value.tanh*") keeps only the mutants of matching functions and
     `bugs` only the named catalogue entries: both for quick runs; None means all.
     """
@@ -270,6 +300,7 @@ def run_selftest(course: Course, assignment: Assignment | str, jobs: int, execut
     if isinstance(assignment, str):
         assignment = course.assignment(assignment)
     name = assignment.name
+    seed_list = list(range(1, seeds + 1))
     files = {f: read_text(assignment.reference_dir / f) for f in assignment.files}
     equivalents = load_equivalents(assignment)
     catalogue = load_catalogue(assignment)
@@ -286,23 +317,31 @@ def run_selftest(course: Course, assignment: Assignment | str, jobs: int, execut
             raise SelftestError(f"{CATALOGUE}: no bug named {', '.join(sorted(unknown))}")
         catalogue = [b for b in catalogue if b.name in wanted]
 
-    def task(student: str, submission: dict[str, str]) -> GradeTask:
-        return GradeTask(student, str(course.root), name, files=tuple(sorted(submission.items())))
+    def task(student: str, submission: dict[str, str], seed: int) -> GradeTask:
+        return GradeTask(student, str(course.root), name, files=tuple(sorted(submission.items())), seed=seed)
 
-    tasks = {"reference": task("reference", files)}
-    tasks.update({f"mutant-{m.id}": task(f"mutant-{m.id}", m.files) for m in mutants})
     bug_results: list[BugResult] = []
+    buggy: dict[str, tuple[Bug, dict[str, str]]] = {}
     for number, bug in enumerate(catalogue, start=1):
         try:
-            tasks[f"bug-{number}"] = task(f"bug-{number}", apply_bug(files, bug))
+            buggy[f"bug-{number}"] = (bug, apply_bug(files, bug))
         except SelftestError as exc:
             bug_results.append(BugResult(bug, False, {}, problem=str(exc)))
-
+    everyone = {"reference": files, **{key: bug_files for key, (_, bug_files) in buggy.items()}}
+    tasks = {(key, seed): task(key, submission, seed) for key, submission in everyone.items() for seed in seed_list}
+    tasks.update({(f"mutant-{m.id}", seed_list[0]): task(f"mutant-{m.id}", m.files, seed_list[0]) for m in mutants})
     reports = grade_all(tasks, jobs, executor, progress)
+    if len(seed_list) > 1:  # the mutants whose kill may depend on the seed, under the other seeds
+        seeded = seeded_tests(assignment)
+        again = [m for m in mutants if not killed_without_rng(reports[(f"mutant-{m.id}", seed_list[0])][0], seeded)]
+        reports.update(grade_all({(f"mutant-{m.id}", seed): task(f"mutant-{m.id}", m.files, seed)
+                                  for m in again for seed in seed_list[1:]}, jobs, executor, progress))
 
-    mutant_results = [judge_mutant(m, *reports[f"mutant-{m.id}"], equivalents) for m in mutants]
-    bug_results += [judge_bug(bug, *reports[f"bug-{number}"]) for number, bug in enumerate(catalogue, start=1)
-                    if f"bug-{number}" in reports]
+    def under_each_seed(key: str) -> dict[int, tuple[dict | None, str]]:
+        return {seed: reports[(key, seed)] for seed in seed_list if (key, seed) in reports}
+
+    mutant_results = [judge_mutant_over_seeds(m, under_each_seed(f"mutant-{m.id}"), equivalents) for m in mutants]
+    bug_results += [judge_bug_over_seeds(bug, under_each_seed(key)) for key, (bug, _) in buggy.items()]
     for m in mutant_results:
         if m.status == "killed" and m.mutant.id in equivalents:
             warnings.append(f"{EQUIVALENTS}: {m.mutant.id} is listed as equivalent but lost points: remove it")
@@ -310,17 +349,81 @@ def run_selftest(course: Course, assignment: Assignment | str, jobs: int, execut
             warnings.append(f"mutant {m.mutant.id} ({m.mutant.function}) loses points only in {', '.join(m.lost)}, "
                             f"not in {m.mutant.group}: its feedback points the student elsewhere")
     bug_results.sort(key=lambda b: catalogue.index(b.bug))
-    return SelftestResult(name, jobs, judge_reference(*reports["reference"]), mutant_results, bug_results, warnings,
-                          time.perf_counter() - started)
+    reference = next((judged for judged in (judge_reference(*r) for r in under_each_seed("reference").values())
+                      if judged["problem"]), None) or judge_reference(*reports[("reference", seed_list[0])])
+    return SelftestResult(name, jobs, reference, mutant_results, bug_results, warnings,
+                          time.perf_counter() - started, seed_list)
 
 
-def grade_all(tasks: dict[str, GradeTask], jobs: int, executor: Executor | None,
-              progress: Progress | None) -> dict[str, tuple[dict | None, str]]:
+def seeded_tests(assignment: Assignment) -> set[str]:
+    """The names of the hidden tests that take random inputs (their fixtures include `rng`)."""
+    import pytest
+
+    import grader.testing
+    from grader.runner import PYTEST_ARGS, forget_other_hidden_tests
+
+    class Names:
+        seeded: set[str] = set()
+
+        def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+            self.seeded = {item.name for item in items if "rng" in getattr(item, "fixturenames", ())}
+
+    autotests = assignment.autotests_dir.resolve()
+    forget_other_hidden_tests(autotests)
+    names = Names()
+    pytest.main([str(autotests), "-c", str(autotests / "pytest.ini"), "--rootdir", str(autotests), "--collect-only",
+                 *PYTEST_ARGS], plugins=[names, grader.testing])
+    return names.seeded
+
+
+def killed_without_rng(report: dict | None, seeded: set[str]) -> bool:
+    """Whether the report lost points in a test whose inputs do not depend on the seed."""
+    return report is not None and not internal_errors(report) and any(
+        t["status"] != "passed" and t["max_score"] > POINT_TOLERANCE and t["name"] not in seeded
+        for t in report["tests"])
+
+
+def judge_mutant_over_seeds(mutant: Mutant, graded: dict[int, tuple[dict | None, str]],
+                            equivalents: dict[str, str]) -> MutantResult:
+    """Killed only when killed under every seed it was graded under; else the seeds where it escaped."""
+    verdicts = {seed: judge_mutant(mutant, *result, equivalents) for seed, result in graded.items()}
+    errors = [v for v in verdicts.values() if v.status == "error"]
+    if errors:
+        return errors[0]
+    escaped = [seed for seed, v in verdicts.items() if v.status != "killed"]
+    if not escaped:
+        return min(verdicts.values(), key=lambda v: sum(v.lost.values()))
+    if len(escaped) == len(verdicts):
+        return MutantResult(mutant, verdicts[escaped[0]].status, {}, verdicts[escaped[0]].detail, escaped)
+    return MutantResult(mutant, "survived", {}, f"keeps full marks under seed(s) {', '.join(map(str, escaped))}, "
+                                                "loses points under the others: a test catches it by chance", escaped)
+
+
+def judge_bug_over_seeds(bug: Bug, graded: dict[int, tuple[dict | None, str]]) -> BugResult:
+    """Passes only when it passes under every seed; keeps what it costs under each."""
+    verdicts = {seed: judge_bug(bug, *result) for seed, result in graded.items()}
+    costs = {seed: round(sum(v.lost.values()), 6) for seed, v in verdicts.items()}
+    failing = [(seed, v) for seed, v in verdicts.items() if not v.passed]
+    if failing:
+        seed, verdict = failing[0]
+        seeds = ", ".join(str(s) for s, _ in failing)
+        return replace(verdict, problem=f"under seed {seeds}: {verdict.problem}", costs=costs)
+    cheapest = min(verdicts, key=lambda s: costs[s])
+    return replace(verdicts[cheapest], costs=costs)
+
+
+Key = tuple[str, int]  # (what, seed)
+
+
+def grade_all(tasks: dict[Key, GradeTask], jobs: int, executor: Executor | None,
+              progress: Progress | None) -> dict[Key, tuple[dict | None, str]]:
     """key -> (report, "") or (None, why the grading itself failed)."""
+    if not tasks:
+        return {}
     pool = executor or worker_pool(max(1, min(jobs, len(tasks))))
-    results: dict[str, tuple[dict | None, str]] = {}
+    results: dict[Key, tuple[dict | None, str]] = {}
     try:
-        futures: dict[Future, str] = {pool.submit(grade_task, t): key for key, t in tasks.items()}
+        futures: dict[Future, Key] = {pool.submit(grade_task, t): key for key, t in tasks.items()}
         for done, future in enumerate(as_completed(futures), start=1):
             key = futures[future]
             try:
@@ -328,7 +431,7 @@ def grade_all(tasks: dict[str, GradeTask], jobs: int, executor: Executor | None,
             except Exception as exc:  # a dead worker or a grader crash: reported, never counted as a kill
                 results[key] = (None, f"grading failed: {type(exc).__name__}: {exc}")
             if progress:
-                progress(done, len(futures), key)
+                progress(done, len(futures), f"{key[0]} (seed {key[1]})")
     finally:
         if executor is None:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -343,12 +446,30 @@ def selftest_exit_code(result: SelftestResult) -> int:
 # ---------------------------------------------------------------------- rendering
 
 
+def cost_text(bug: BugResult) -> str:
+    span = bug.cost_range()
+    if span is None:
+        return ""
+    low, middle, high = span
+    return f": costs {low:g}" if low == high else f": costs {low:g} / {middle:g} / {high:g} (min / median / max)"
+
+
+def costs_by_function(bugs: list[BugResult]) -> dict[str, list[tuple[BugResult, tuple[float, float, float]]]]:
+    """function -> its catalogue bugs with their (min, median, max) cost, cheapest first."""
+    table: dict[str, list[tuple[BugResult, tuple[float, float, float]]]] = {}
+    for bug in bugs:
+        span = bug.cost_range()
+        if span is not None:
+            table.setdefault(bug.bug.function, []).append((bug, span))
+    return {f: sorted(rows, key=lambda row: row[1]) for f, rows in table.items()}
+
+
 def render_selftest(result: SelftestResult) -> str:
     """Plain text: the verdict first, then kill rates, survivors with their diffs, the catalogue, warnings."""
     minutes, seconds = divmod(round(result.duration_s), 60)
     lines = [f"selftest of {result.assignment}: {'PASSED' if result.passed else 'FAILED'} "
-             f"({len(result.mutants)} mutants, {len(result.bugs)} catalogue bugs, {result.jobs} jobs, "
-             f"{minutes}m{seconds:02d}s)", ""]
+             f"({len(result.mutants)} mutants, {len(result.bugs)} catalogue bugs, seeds 1-{result.seeds[-1]}, "
+             f"{result.jobs} jobs, {minutes}m{seconds:02d}s)", f"weakest seed: {result.weakest_seed}", ""]
     ref = result.reference
     if ref["problem"]:
         lines.append(f"reference: NOT full marks ({ref['score']}/{ref['max_score']}): {ref['problem']}")
@@ -381,11 +502,15 @@ def render_selftest(result: SelftestResult) -> str:
                       "with feedback that names the function"]
         for b in result.bugs:
             mark = "ok  " if b.passed else "FAIL"
-            lines.append(f"  {mark} {b.bug.name} [{b.bug.group}, {b.bug.function}]")
+            lines.append(f"  {mark} {b.bug.name} [{b.bug.group}, {b.bug.function}]{cost_text(b)}")
             if b.problem:
                 lines.append(f"       {b.problem}")
             if b.feedback:
                 lines.append(f"       {b.feedback[:200]}")
+        lines += ["", "what a bug costs, by function (points lost, min / median / max over the seeds):"]
+        for function, costed in costs_by_function(result.bugs).items():
+            lines.append(f"  {function}")
+            lines += [f"    {low:g} / {middle:g} / {high:g}  {bug.bug.name}" for bug, (low, middle, high) in costed]
     if result.warnings:
         lines += ["", "warnings:"] + [f"  {w}" for w in result.warnings]
     return "\n".join(lines) + "\n"

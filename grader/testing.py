@@ -14,8 +14,11 @@ Fixtures, for any hidden test:
 
 The hidden tests' conftest.py provides ``reply_shapes`` (session scope: ``{command: Shape}`` for every command
 of the assignment's harness) and, when the harness asks questions, ``questions`` (a list of `Question`).
-Markers: ``group(name)`` (module level: the assignment.toml group whose points the test shares), ``covers(f)``
-(the student function it is about), ``weight(w)`` (its share of the group's points, default 1).
+Markers: ``covers(f)`` (the student function whose points, set in assignment.toml, the test shares),
+``weight(w)`` (its share of that function's points relative to the function's other tests, default 1; a test of
+weight 0 is a cross-check that costs nothing), ``given(g)`` (the test is about given code `g` built on `f`: when
+it fails and the student's `g` differs from the course's, the feedback says so), ``group(name)`` (for a test of
+weight 0 whose function has no points; elsewhere it must agree with assignment.toml).
 
 A failed check raises ``Feedback(message_id, function=..., **params)``; the message ids are the grader's own
 (grader/messages.py) or the assignment's (its messages.toml), rendered later in English or Chinese.
@@ -65,9 +68,10 @@ def _run(request: pytest.FixtureRequest) -> GradingRun:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    for marker in ("group(name): the assignment.toml group whose points this test shares",
-                   "covers(function): the student function the test is about, e.g. Value.tanh",
-                   "weight(w): this test's share of its group's points (default 1)"):
+    for marker in ("group(name): the assignment.toml group of a test whose function has no points",
+                   "covers(function): the student function whose points the test shares, e.g. Value.tanh",
+                   "weight(w): this test's share of its function's points (default 1; 0: a cross-check)",
+                   "given(function): the test is about given code built on the covered function"):
         config.addinivalue_line("markers", marker)
 
 

@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DUE = datetime.fromisoformat("2026-12-20T23:59:00+08:00")
 SECTIONS = {
     "assignment": 'name = "micrograd"\nversion = "1"\nfiles = ["engine.py", "nn.py"]',
-    "groups.ops": 'points = 40\nvisibility = "hidden"',
-    "groups.nn": "points = 60",
+    "groups.ops": 'visibility = "hidden"\nfunctions = { "Value.tanh" = 15, "Value.__add__" = 25 }',
+    "groups.nn": 'functions = { "Neuron.__call__" = 60 }',
     "limits": "call_timeout_s = 2.0\ntotal_timeout_s = 60.0\nmemory_mb = 512\nprocesses = 16\noutput_kb = 64\n"
               "file_size_kb = 1024",
     "late": 'due = "2026-12-20T23:59:00+08:00"\npercent_per_day = 10\nmax_days = 5',
@@ -75,10 +75,20 @@ BAD = {
                           f'{FILES}, e.g. ["solution.py"], not [1]'),
     "no name": (settings(assignment='version = "1"\nfiles = ["engine.py"]'),
                 "assignment.name: missing; it must be a non-empty string"),
-    "points a string": (settings(groups__ops='points = "40"'), "groups.ops.points: must be a finite number >= 0"),
-    "points negative": (settings(groups__ops="points = -1"), "groups.ops.points: must be a finite number >= 0"),
-    "no points": (settings(groups__ops='title = "Ops"'), "groups.ops.points: missing"),
-    "bad visibility": (settings(groups__ops='points = 40\nvisibility = "public"'),
+    "points a string": (settings(groups__ops='functions = { "Value.tanh" = "40" }'),
+                        'groups.ops.functions.Value.tanh: must be a finite number >= 0, not "40"'),
+    "points negative": (settings(groups__ops='functions = { "Value.tanh" = -1 }'),
+                        "groups.ops.functions.Value.tanh: must be a finite number >= 0"),
+    "no functions": (settings(groups__ops='title = "Ops"'), "groups.ops.functions: missing"),
+    "no function": (settings(groups__ops="functions = {}"), "groups.ops.functions: must be a table of student-written "
+                    "functions and their points"),
+    "a function that is no name": (settings(groups__ops='functions = { "Value.*" = 5 }'),
+                                   "groups.ops.functions: must be a table of student-written functions"),
+    "the old group points": (settings(groups__ops='points = 40\nfunctions = { "Value.tanh" = 40 }'),
+                             "groups.ops.points: unknown key (known: title, visibility, functions)"),
+    "a function in two groups": (settings(groups__nn='functions = { "Value.tanh" = 60 }'),
+                                 "groups.nn.functions: Value.tanh has points in groups ops and nn"),
+    "bad visibility": (settings(groups__ops='visibility = "public"\nfunctions = { "Value.tanh" = 40 }'),
                        "groups.ops.visibility: must be one of visible, hidden, after_due_date, after_published"),
     "nan timeout": (settings(limits=LIMITS.replace("call_timeout_s = 2.0", "call_timeout_s = nan")),
                     "limits.call_timeout_s: must be a finite number > 0 (seconds), not nan"),
@@ -182,3 +192,24 @@ def test_generate_reads_the_reference_settings_through_the_course(tmp_path):
                     encoding="utf-8")
     with pytest.raises(CourseError, match=rf"^{toml}: late\.percent_per_day: must be a finite number >= 0"):
         build_assignment(tmp_path, "micrograd")
+
+
+def test_points_are_set_per_function_and_a_group_holds_their_sum(tmp_path):
+    assignment = course_with(tmp_path, settings()).assignment("micrograd")
+    assert assignment.function_points() == {"Value.tanh": 15.0, "Value.__add__": 25.0, "Neuron.__call__": 60.0}
+    assert assignment.group("ops").points == 40 and assignment.max_score == 100
+    assert assignment.group_of_function("Value.tanh: _backward") == "ops"
+    assert assignment.group_of_function("Value.relu") is None
+
+
+def test_an_edit_of_one_copy_of_assignment_toml_alone_is_an_error_not_ignored(tmp_path):
+    course = course_with(tmp_path, settings())
+    source = tmp_path / "reference" / "micrograd" / "assignment.toml"
+    source.parent.mkdir(parents=True)
+    source.write_text(settings(groups__nn='functions = { "Neuron.__call__" = 50 }'), encoding="utf-8")
+    with pytest.raises(CourseError, match="assignment.toml differs from .*reference/micrograd/assignment.toml, which "
+                                          "it is generated from: edit the one in reference/, then run `grader "
+                                          "generate`"):
+        course.assignment("micrograd")
+    source.write_text(settings(), encoding="utf-8")
+    assert course.assignment("micrograd").max_score == 100

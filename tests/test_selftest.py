@@ -15,7 +15,8 @@ import pytest
 from grader.course import Course, find_course
 from grader.generate import solution_regions
 from grader.mutation import OPERATORS, generate_mutants
-from grader.selftest import (Bug, SelftestError, apply_bug, judge_bug, judge_reference, load_catalogue,
+from grader.selftest import (Bug, SelftestError, SelftestResult, apply_bug, judge_bug, judge_bug_over_seeds,
+                             judge_mutant_over_seeds, judge_reference, killed_without_rng, load_catalogue,
                              load_equivalents, render_selftest, run_selftest, selftest_exit_code)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -234,12 +235,13 @@ def test_small_selftest_kills_mutants_and_catches_bugs():
     bugs = ["exp backward uses the input instead of the output", "Layer returns a list for a single neuron",
             "train never zeroes the gradients"]
     with deadline(90):
-        result = run_selftest(COURSE, "micrograd", jobs=2, functions=["Value.exp*"], bugs=bugs)
+        result = run_selftest(COURSE, "micrograd", jobs=2, functions=["Value.exp*"], bugs=bugs, seeds=2)
     text = render_selftest(result)
     assert not result.reference["problem"], text
     assert result.mutants and all(m.mutant.function == "Value.exp: _backward" for m in result.mutants)
     assert all(m.status == "killed" for m in result.mutants), text
     assert [b.bug.name for b in result.bugs] == bugs and all(b.passed for b in result.bugs), text
+    assert all(sorted(b.costs) == [1, 2] for b in result.bugs) and "costs" in text and "weakest seed" in text
     assert selftest_exit_code(result) == 0
     data = result.to_dict()
     assert data["passed"] and data["groups"]["ops"]["kill_rate"] == 1.0
@@ -254,15 +256,18 @@ def course_copy(tmp_path):
 
 
 def test_a_weakened_hidden_test_makes_selftest_fail_and_name_survivors(course_copy):
-    # The weakening: every hidden test that could see tanh's gradient is dropped.
+    # The weakening: every hidden test that could see tanh's gradient passes without looking.
     conftest = course_copy / "autotests" / "micrograd" / "conftest.py"
     conftest.write_text(conftest.read_text() + '''
 
 def pytest_collection_modifyitems(items):
-    items[:] = [i for i in items if "tanh" not in i.name and "composed_graph" not in i.name]
+    for item in items:
+        if "tanh" in item.name or "composed_graph" in item.name:
+            item.runtest = lambda: None
 ''')
     with deadline(90):
-        result = run_selftest(find_course(course_copy), "micrograd", jobs=2, functions=["Value.tanh*"], bugs=[])
+        result = run_selftest(find_course(course_copy), "micrograd", jobs=2, functions=["Value.tanh*"], bugs=[],
+                              seeds=1)
     text = render_selftest(result)
     assert not result.reference["problem"], text
     assert selftest_exit_code(result) == 1
@@ -282,7 +287,7 @@ def test_stale_equivalents_and_broken_catalogue_entries_are_reported(course_copy
         f.write('\n[[bug]]\nname = "stale"\nfile = "engine.py"\nfind = "no such code"\nreplace = "x"\n'
                 'group = "ops"\nfunction = "Value.exp"\n')
     with deadline(60):
-        result = run_selftest(find_course(course_copy), "micrograd", jobs=1, functions=[], bugs=["stale"])
+        result = run_selftest(find_course(course_copy), "micrograd", jobs=1, functions=[], bugs=["stale"], seeds=1)
     assert any("0000000000" in w and "stale" in w for w in result.warnings)
     assert not result.bugs[0].passed and "occurs 0 times" in result.bugs[0].problem
     assert selftest_exit_code(result) == 1 and not result.mutants
@@ -307,3 +312,37 @@ def test_a_bug_must_lose_points_in_its_group_with_feedback_naming_it(lost_in, fa
     bug = Bug("tanh", "engine.py", "a", "b", "ops", "Value.tanh")
     judged = judge_bug(bug, report(lost_in, failing), "")
     assert judged.passed is passed and problem in judged.problem
+
+
+# ---------------------------------------------------------------------- seeds
+
+
+TANH = Bug("tanh", "engine.py", "a", "b", "ops", "Value.tanh")
+CAUGHT = report(["ops"], [("ops", "Value.tanh", "tanh backward is wrong")])
+MISSED = report([], [])
+
+
+def test_a_bug_caught_under_some_seeds_only_fails_and_names_them():
+    judged = judge_bug_over_seeds(TANH, {1: (CAUGHT, ""), 2: (MISSED, ""), 3: (CAUGHT, ""), 4: (MISSED, "")})
+    assert not judged.passed and judged.problem.startswith("under seed 2, 4: loses points nowhere")
+    assert judged.costs == {1: 1.0, 2: 0.0, 3: 1.0, 4: 0.0} and judged.cost_range() == (0.0, 0.5, 1.0)
+    steady = judge_bug_over_seeds(TANH, {seed: (CAUGHT, "") for seed in (1, 2, 3)})
+    assert steady.passed and steady.cost_range() == (1.0, 1.0, 1.0)
+
+
+def test_a_mutant_killed_under_some_seeds_only_survives_and_the_weakest_seed_is_named():
+    mutant = generate_mutants(FILES, ASSIGNMENT.group_of_function)[0]
+    judged = judge_mutant_over_seeds(mutant, {1: (CAUGHT, ""), 2: (MISSED, ""), 3: (CAUGHT, "")}, {})
+    assert judged.status == "survived" and judged.escaped == [2] and "under seed(s) 2" in judged.detail
+    killed = judge_mutant_over_seeds(mutant, {1: (CAUGHT, ""), 2: (CAUGHT, "")}, {})
+    assert killed.status == "killed" and killed.escaped == []
+    result = SelftestResult("micrograd", 1, {"score": 1, "max_score": 1, "problem": ""}, [judged, killed], [],
+                            seeds=[1, 2, 3])
+    assert not result.passed and result.weakest_seed == 2 and "weakest seed: 2" in render_selftest(result)
+
+
+def test_a_kill_by_a_test_without_random_inputs_holds_under_every_seed():
+    lost = {**CAUGHT, "tests": [{**CAUGHT["tests"][0], "max_score": 2.0}]}
+    assert killed_without_rng(lost, seeded=set())
+    assert not killed_without_rng(lost, seeded={"test_0"})  # its inputs came from the seed: grade the others
+    assert not killed_without_rng({**lost, "tests": [{**lost["tests"][0], "max_score": 0.0}]}, seeded=set())

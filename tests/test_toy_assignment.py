@@ -24,9 +24,8 @@ files = ["square.py"]
 square = ["square"]
 
 [groups.square]
-points = 10
 title = "square(x)"
-functions = ["square"]
+functions = { square = 10 }
 
 [limits]
 call_timeout_s = 2.0

@@ -74,21 +74,27 @@ def test_backward_with_the_same_value_on_both_sides(check_operation, op):
     check_operation(op, [[1.5], [-0.8]], same=True)
 
 
+def derived(nodes, function, expression, builds_on, name):
+    """A test of given code: it counts with the student function it builds on."""
+    marks = [pytest.mark.covers(builds_on)] + ([pytest.mark.given(function)] if function != builds_on else [])
+    return pytest.param(nodes, function, expression, marks=marks, id=name)
+
+
+X, Y = {"leaf": 1.5}, {"leaf": -0.5}
 DERIVED = [
-    pytest.param([{"leaf": 1.5}, {"op": "neg", "a": 0}], "Value.__neg__", "-x", id="neg"),
-    pytest.param([{"leaf": 1.5}, {"leaf": -0.5}, {"op": "-", "a": 0, "b": 1}], "Value.__sub__", "x - y", id="sub"),
-    pytest.param([{"leaf": 1.5}, {"op": "-", "a": 0, "b": {"const": 2.0}}], "Value.__sub__", "x - 2", id="sub-const"),
-    pytest.param([{"leaf": 1.5}, {"op": "-", "a": {"const": 2.0}, "b": 0}], "Value.__rsub__", "2 - x", id="rsub"),
-    pytest.param([{"leaf": 1.5}, {"leaf": -0.5}, {"op": "/", "a": 0, "b": 1}], "Value.__truediv__", "x / y",
-                 id="truediv"),
-    pytest.param([{"leaf": 1.5}, {"op": "/", "a": 0, "b": {"const": 4.0}}], "Value.__truediv__", "x / 4",
-                 id="truediv-const"),
-    pytest.param([{"leaf": 1.5}, {"op": "/", "a": {"const": 2.0}, "b": 0}], "Value.__rtruediv__", "2 / x",
-                 id="rtruediv"),
-    pytest.param([{"leaf": 1.5}, {"op": "+", "a": {"const": 3.0}, "b": 0}], "Value.__radd__", "3 + x", id="radd"),
-    pytest.param([{"leaf": 1.5}, {"op": "+", "a": 0, "b": {"const": 3.0}}], "Value.__add__", "x + 3", id="add-const"),
-    pytest.param([{"leaf": 1.5}, {"op": "*", "a": {"const": 3.0}, "b": 0}], "Value.__rmul__", "3 * x", id="rmul"),
-    pytest.param([{"leaf": 1.5}, {"op": "*", "a": 0, "b": {"const": 3.0}}], "Value.__mul__", "x * 3", id="mul-const"),
+    derived([X, {"op": "neg", "a": 0}], "Value.__neg__", "-x", "Value.__mul__", "neg"),
+    derived([X, Y, {"op": "-", "a": 0, "b": 1}], "Value.__sub__", "x - y", "Value.__add__", "sub"),
+    derived([X, {"op": "-", "a": 0, "b": {"const": 2.0}}], "Value.__sub__", "x - 2", "Value.__add__", "sub-const"),
+    derived([X, {"op": "-", "a": {"const": 2.0}, "b": 0}], "Value.__rsub__", "2 - x", "Value.__add__", "rsub"),
+    derived([X, Y, {"op": "/", "a": 0, "b": 1}], "Value.__truediv__", "x / y", "Value.__mul__", "truediv"),
+    derived([X, {"op": "/", "a": 0, "b": {"const": 4.0}}], "Value.__truediv__", "x / 4", "Value.__mul__",
+            "truediv-const"),
+    derived([X, {"op": "/", "a": {"const": 2.0}, "b": 0}], "Value.__rtruediv__", "2 / x", "Value.__pow__",
+            "rtruediv"),
+    derived([X, {"op": "+", "a": {"const": 3.0}, "b": 0}], "Value.__radd__", "3 + x", "Value.__add__", "radd"),
+    derived([X, {"op": "+", "a": 0, "b": {"const": 3.0}}], "Value.__add__", "x + 3", "Value.__add__", "add-const"),
+    derived([X, {"op": "*", "a": {"const": 3.0}, "b": 0}], "Value.__rmul__", "3 * x", "Value.__mul__", "rmul"),
+    derived([X, {"op": "*", "a": 0, "b": {"const": 3.0}}], "Value.__mul__", "x * 3", "Value.__mul__", "mul-const"),
 ]
 
 
@@ -98,6 +104,7 @@ def test_derived_operation_matches_reference(check_graph, nodes, function, expre
 
 
 @pytest.mark.covers("Value")
+@pytest.mark.weight(0)
 @pytest.mark.parametrize("graph", range(6))
 def test_composed_graph_matches_reference(check_graph, rng, graph):
     """Random graphs over every operation: shared sub-expressions, reused nodes, constants on both sides."""
