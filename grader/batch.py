@@ -305,7 +305,7 @@ def _results(futures: dict[Future, Entry], stop: Stop, progress: Progress | None
             finished += 1
             if progress:
                 progress(finished, len(futures), futures[future].student)
-        if not done and progress and (slowest := _slowest(pending, since, now)) is not None:
+        if not done and progress and not stop.requested and (slowest := _slowest(pending, since, now)):
             progress(finished, len(futures), Waiting(futures[slowest].student, now - since[slowest]))
     for future in pending:
         future.cancel()
