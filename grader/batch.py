@@ -18,13 +18,13 @@ import os
 import statistics
 import sys
 import time
-from concurrent.futures import Executor, Future, as_completed
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 from urllib.parse import quote
 
 import grader.testing
@@ -41,6 +41,11 @@ GRADESCOPE_METADATA = "submission_metadata.yml"
 TIMES_FILE = "times.csv"
 STUDENTS_DIR = "students"  # OUT_DIR/students/<id>.json and .html
 CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs a cell that starts so (CSV injection)
+# How often the batch looks at its submissions in flight (and at a stop request: a signal handler only sets a
+# flag, since raising out of concurrent.futures.wait could leave a future's lock held), and after how long the
+# progress names the one in flight longest.
+TICK_S = 0.25
+SLOW_S = 5.0
 
 
 class BatchError(UnusableInput):
@@ -199,6 +204,7 @@ class BatchResult:
     rescored: list[str] = field(default_factory=list)  # scored again from stored outcomes (--resume)
     reports: dict[str, dict] = field(default_factory=dict)  # every student's report, graded or reused
     duration_s: float = 0.0
+    not_graded: list[str] = field(default_factory=list)  # left without a report by a stop (Stop.request)
 
     @property
     def errored(self) -> list[str]:
@@ -206,7 +212,27 @@ class BatchResult:
         return sorted(s for s, r in self.reports.items() if r["status"] == "error")
 
 
-Progress = Callable[[int, int, str], None]  # (done, total, student)
+@dataclass(frozen=True)
+class Waiting:
+    """For the progress when no submission has finished for a while: the one in flight longest."""
+
+    student: str
+    seconds: float
+
+
+Progress = Callable[[int, int, "str | Waiting"], None]  # (done, total, the student just graded or Waiting)
+
+
+class Stop:
+    """A request to stop a running batch, made from anywhere (a signal handler: the CLI's Ctrl-C): the batch
+    keeps the reports it has, stops the submissions in flight (those of its own worker pool: it terminates
+    the pool, whose workers kill their sandboxes), gives the rest no report and writes the class files."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def request(self) -> None:
+        self.requested = True
 
 
 def student_files(out_dir: Path, student: str) -> tuple[Path, Path]:
@@ -216,12 +242,15 @@ def student_files(out_dir: Path, student: str) -> tuple[Path, Path]:
 
 def run_batch(folder: Path, assignment: Assignment, out_dir: Path, *, jobs: int, resume: bool = False,
               lang: str = "en", only: list[str] | None = None, executor: Executor | None = None,
-              progress: Progress | None = None, allow_weak_sandbox: bool = False) -> BatchResult:
+              progress: Progress | None = None, allow_weak_sandbox: bool = False,
+              stop: Stop | None = None) -> BatchResult:
     """Grade every submission in `folder` into `out_dir`; each report is written (atomically) as it arrives.
     Without filesystem isolation (bubblewrap) nobody is graded (WeakSandboxError) unless allow_weak_sandbox.
 
     Whatever one submission does, it gets a report (an error report if need be) and the others are graded.
-    A broken course or sandbox stops the batch with a BatchError or SandboxError: no one is blamed for it."""
+    A broken course or sandbox stops the batch with a BatchError or SandboxError: no one is blamed for it.
+    `stop` ends the batch early (within about TICK_S, plus the workers' TERMINATE_GRACE_S at most): the class
+    files are written for the reports there are, and BatchResult.not_graded lists the students without one."""
     started = time.perf_counter()
     everyone = discover(folder)
     unknown = sorted(set(only or ()) - {e.student for e in everyone})
@@ -250,19 +279,24 @@ def run_batch(folder: Path, assignment: Assignment, out_dir: Path, *, jobs: int,
     course_root = str(assignment.course.root)
     tasks = {e.student: GradeTask(e.student, course_root, assignment.name, str(e.path), None, e.submitted_at, lang)
              for e in todo}
-    pool = executor or worker_pool(max(1, min(jobs, len(tasks))))
-    try:
-        futures: dict[Future, Entry] = {pool.submit(grade_task_with_page, tasks[e.student]): e for e in todo}
-        for done, future in enumerate(as_completed(futures), start=1):
-            entry = futures[future]
+    stop = stop or Stop()
+
+    def grade_with(pool: Executor) -> None:
+        futures = {pool.submit(grade_task_with_page, tasks[e.student]): e for e in todo}
+        for future, entry in _results(futures, stop, progress):
             report = write_student(out_dir, entry, *task_report(future, entry, assignment, lang), assignment, lang)
             result.graded.append(entry.student)
             result.reports[entry.student] = report
-            if progress:
-                progress(done, len(futures), entry.student)
-    finally:
-        if executor is None:
-            pool.shutdown(wait=True, cancel_futures=True)
+
+    if todo and not stop.requested:
+        if executor is not None:
+            grade_with(executor)  # its owner shuts it down
+        else:
+            with worker_pool(max(1, min(jobs, len(tasks)))) as pool:  # an error terminates it (WorkerPool)
+                grade_with(pool)
+                if stop.requested:
+                    pool.terminate()  # nothing in flight is waited for: the workers kill their sandboxes and exit
+    result.not_graded = sorted(e.student for e in todo if e.student not in result.reports)
     result.duration_s = time.perf_counter() - started
     class_reports = dict(result.reports)
     for entry in everyone:  # with --only, the class pages still show everyone already graded
@@ -273,6 +307,41 @@ def run_batch(folder: Path, assignment: Assignment, out_dir: Path, *, jobs: int,
                 continue
     write_class_outputs(assignment, out_dir, class_reports, result.duration_s, lang)
     return result
+
+
+def _results(futures: dict[Future, Entry], stop: Stop, progress: Progress | None) -> Iterator[tuple[Future, Entry]]:
+    """The futures as they finish, until all have or a stop is requested (then those not started are cancelled
+    and the rest left). The progress hears of each one finished (once the caller has written its report) and,
+    every TICK_S while none finishes, of the one in flight longest once that is SLOW_S or more."""
+    order = {future: number for number, future in enumerate(futures)}
+    pending = list(futures)
+    since: dict[Future, float] = {}  # when each future in flight started, as far as can be seen from here
+    finished = 0
+    while pending and not stop.requested:
+        done = wait(pending, TICK_S, FIRST_COMPLETED).done
+        now = time.monotonic()
+        first_done = min((order[f] for f in done), default=len(order))
+        pending = [f for f in pending if f not in done]
+        for future in pending:
+            # a pool starts a task as an earlier one ends: the tasks it queues ahead count as running already
+            if future.running() and (future not in since or order[future] > first_done):
+                since[future] = now
+        for future in sorted(done, key=order.__getitem__):
+            yield future, futures[future]
+            finished += 1
+            if progress:
+                progress(finished, len(futures), futures[future].student)
+        if not done and progress and not stop.requested and (slowest := _slowest(pending, since, now)):
+            progress(finished, len(futures), Waiting(futures[slowest].student, now - since[slowest]))
+    for future in pending:
+        future.cancel()
+
+
+def _slowest(pending: list[Future], since: dict[Future, float], now: float) -> Future | None:
+    """The future in flight longest, if that is SLOW_S or more."""
+    running = [f for f in pending if f in since]
+    slowest = min(running, key=since.__getitem__, default=None)
+    return slowest if slowest is not None and now - since[slowest] >= SLOW_S else None
 
 
 class _CollectionErrors:

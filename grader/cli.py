@@ -2,18 +2,27 @@
 
 Errors are handled in one place, `GraderGroup.invoke`: a `grader.errors.GraderError` from any command becomes
 `Error: <one line>` on standard error and the exit code of its class (the table is in grader/errors.py and the
-README); click's own usage errors stay click's (exit 2)."""
+README); click's own usage errors stay click's (exit 2); a Ctrl-C is exit 130, without a traceback."""
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import signal
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Iterator
 
 import click
 
 from grader import __version__
 from grader.course import find_course
-from grader.errors import GraderError, UnusableInput
+from grader.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, GraderError, UnusableInput
+
+if TYPE_CHECKING:  # grader.batch imports pytest: only `batch` loads it
+    from grader.batch import Stop, Waiting
 
 LANG = click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True,
                     help="Language of the feedback.")
@@ -40,6 +49,9 @@ class GraderGroup(click.Group):
             # click's exit code is a class attribute (a ClassVar in click 8.2+): one class per code
             failure = type("GraderFailure", (click.ClickException,), {"exit_code": exc.exit_code})
             raise failure(exc.one_line()) from None
+        except KeyboardInterrupt:  # Ctrl-C (`batch` handles its own): the shell's exit code, no "Aborted!"
+            click.echo("\ninterrupted", err=True)
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
 
 
 WEAK_SANDBOX = click.option("--allow-weak-sandbox", is_flag=True,
@@ -192,17 +204,26 @@ def batch(folder: Path, assignment_name: str, course_dir: Path | None, out_dir: 
     2 for usage errors, an unusable FOLDER or times.csv, a broken course, and a sandbox without filesystem
     isolation (bubblewrap) unless --allow-weak-sandbox (nobody is graded); 1 also when the sandbox cannot be
     set up (the batch stops).
+
+    Ctrl-C stops the batch within about a second: the submissions in flight are dropped (their sandboxes
+    killed), the students not graded yet get no report, the gradebook, summary and dashboard are written for
+    those graded, the command that finishes the batch (this one with --resume) is printed, and the exit status
+    is 130. A second Ctrl-C ends it at once (exit 130), as does SIGTERM (exit 143); the reports written stay.
     """
-    from grader.batch import run_batch
+    from grader.batch import Stop, run_batch
     from grader.parallel import default_jobs
     from grader.sandbox import SandboxError, WeakSandboxError
 
     assignment = load_assignment(course_dir, assignment_name, hidden_tests=True, submission=folder)
     require_isolation(allow_weak_sandbox)
-    progress = TerminalProgress() if sys.stderr.isatty() else plain_progress
+    progress = TerminalProgress() if sys.stderr.isatty() else PlainProgress()
+    stop = Stop()
+    finish = resume_command()
     try:
-        result = run_batch(folder, assignment, out_dir, jobs=jobs or default_jobs(), resume=resume, lang=lang,
-                           only=list(only) or None, progress=progress, allow_weak_sandbox=allow_weak_sandbox)
+        with batch_signals(stop, finish):
+            result = run_batch(folder, assignment, out_dir, jobs=jobs or default_jobs(), resume=resume, lang=lang,
+                               only=list(only) or None, progress=progress, allow_weak_sandbox=allow_weak_sandbox,
+                               stop=stop)
     except SandboxError as exc:
         if isinstance(exc, WeakSandboxError):
             raise
@@ -213,15 +234,70 @@ def batch(folder: Path, assignment_name: str, course_dir: Path | None, out_dir: 
                f"({rate:.1f}/s); gradebook: {out_dir / 'gradebook.csv'}, dashboard: {out_dir / 'index.html'}")
     if result.errored:
         click.echo(f"not graded (error reports): {', '.join(result.errored)}", err=True)
+    if result.not_graded:
+        click.echo(f"interrupted: {len(result.not_graded)} not graded yet (no report); to finish: {finish}", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    if result.errored:
         sys.exit(1)
 
 
-def plain_progress(done: int, total: int, student: str) -> None:
-    click.echo(f"[{done}/{total}] {student}", err=True)
+def resume_command() -> str:
+    """This command line with --resume: what finishes an interrupted batch."""
+    start = sys.orig_argv[:len(sys.orig_argv) - len(sys.argv) + 1]  # e.g. `python3 -m grader`
+    program = start if "-m" in start else [click.get_current_context().find_root().info_name or "grader"]
+    return shlex.join([*program, *sys.argv[1:], *([] if "--resume" in sys.argv else ["--resume"])])
+
+
+@contextmanager
+def batch_signals(stop: Stop, finish: str) -> Iterator[None]:
+    """While a batch runs: the first Ctrl-C (SIGINT) asks it to stop; a second one, or SIGTERM, ends the grader
+    at once, its workers told to stop (each kills its sandboxes; grader.parallel)."""
+    from grader.parallel import stop_workers
+
+    grader = os.getpid()
+
+    def say(text: str) -> None:  # os.write: the handler may have interrupted a print() in the middle
+        os.write(2, f"\ngrader: {text}\n".encode("utf-8", "replace"))
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != grader:  # a worker just forked, before it sets its own handlers
+            if signum == signal.SIGTERM:
+                os._exit(EXIT_TERMINATED)
+            return
+        if signum == signal.SIGINT and not stop.requested:
+            stop.request()
+            say("stopping: the submissions in flight are dropped (Ctrl-C again to end at once)")
+            return
+        stop_workers()
+        say(f"ended at once by {'SIGTERM' if signum == signal.SIGTERM else 'a second Ctrl-C'}; the reports "
+            f"written are kept; to finish: {finish}")
+        os._exit(EXIT_TERMINATED if signum == signal.SIGTERM else EXIT_INTERRUPTED)
+
+    previous = {signum: signal.signal(signum, handle) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+class PlainProgress:
+    """For logs: a line per student graded, and one naming a submission that takes long (then every 30 s)."""
+
+    def __init__(self) -> None:
+        self.shown: tuple[str, int] | None = None
+
+    def __call__(self, done: int, total: int, latest: str | Waiting) -> None:
+        if isinstance(latest, str):
+            click.echo(f"[{done}/{total}] {latest}", err=True)
+        elif self.shown != (shown := (latest.student, int(latest.seconds) // 30)):
+            self.shown = shown
+            click.echo(f"[{done}/{total}] waiting for {latest.student} ({latest.seconds:.0f} s)", err=True)
 
 
 class TerminalProgress:
-    """One redrawn line: a bar, the count, the rate and the time left."""
+    """One redrawn line: a bar, the count, the rate and the time left, and the submission in flight longest
+    when none has finished for a while."""
 
     def __init__(self) -> None:
         import time
@@ -229,13 +305,15 @@ class TerminalProgress:
         self.clock = time.perf_counter
         self.started = self.clock()
 
-    def __call__(self, done: int, total: int, student: str) -> None:
+    def __call__(self, done: int, total: int, latest: str | Waiting) -> None:
         elapsed = self.clock() - self.started
         rate = done / elapsed if elapsed > 0 else 0.0
         eta = (total - done) / rate if rate else 0.0
         filled = int(30 * done / total)
         line = f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} {rate:.1f}/s ETA {eta:.0f}s "
-        click.echo(line + ("\n" if done == total else ""), err=True, nl=False)
+        if not isinstance(latest, str):
+            line += f"... waiting for {latest.student} ({latest.seconds:.0f} s)"
+        click.echo(line + "\x1b[K" + ("\n" if done == total else ""), err=True, nl=False)  # \x1b[K: clear the rest
 
 
 @main.command()

@@ -15,6 +15,9 @@ Exit codes of the `grader` command:
   `times.csv` (`BatchError`), a broken course: its settings (`CourseError`), reference (`GenerateError`,
   `MutationError`), hidden tests (`GradingError`) or bug catalogue (`SelftestError`); an export that cannot be
   made (`ExportError`); hidden tests without filesystem isolation (`WeakSandboxError`).
+- 130: interrupted by Ctrl-C (SIGINT). `batch` stops within about a second, writes the class files for the
+  students graded so far and prints the command that finishes with `--resume`; a second Ctrl-C ends it at once.
+- 143: `batch` ended at once by SIGTERM (the reports written so far are kept).
 
 The classes stay in the modules that raise them (`grader.course.CourseError`, ...); this module holds only the
 base, so that it can be imported from anywhere (the sandbox's harness excepted: it imports nothing of the grader).
@@ -23,6 +26,8 @@ from __future__ import annotations
 
 EXIT_FAILED = 1
 EXIT_UNUSABLE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
 class GraderError(Exception):

@@ -2,24 +2,81 @@
 
 Any Executor works (a distributed one can be plugged in): tasks and results are plain picklable data.
 `worker_pool` makes the local one: forked worker processes that already have the grader imported, each with
-its own sandbox slot, so that one student's fork bomb cannot starve another student's sandbox.
+its own sandbox slot, so that one student's fork bomb cannot starve another student's sandbox. No worker
+outlives the grader: SIGTERM makes a worker close its sandboxes and exit, and the grader's death (even by
+SIGKILL) sends it SIGTERM (Linux); its sandboxes die with it (bwrap's --die-with-parent).
 """
 from __future__ import annotations
 
 import multiprocessing
 import os
-from concurrent.futures import Executor, ProcessPoolExecutor
+import signal
+import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from types import FrameType
+from typing import NoReturn
 
 _slot = 0  # this worker's sandbox slot; 0 in the main process
+TERMINATE_GRACE_S = 1.0  # how long terminated workers may take to close their sandboxes before SIGKILL
 
 
-def _take_slot(slots) -> None:
+def _start_worker(slots, parent: int) -> None:
+    """A worker's initializer: its slot, and how it stops (it never decides that itself)."""
     global _slot
+    from grader.sandbox import die_with_parent
+
+    # Ctrl-C in a terminal reaches the whole foreground process group: the grader decides, and tells workers
+    # by SIGTERM. A handler, not SIG_IGN, which the sandboxes would inherit across exec.
+    signal.signal(signal.SIGINT, lambda signum, frame: None)
+    signal.signal(signal.SIGTERM, _stop_worker)
+    die_with_parent(signal.SIGTERM, parent)
     _slot = slots.get()
 
 
-def worker_pool(jobs: int) -> Executor:
+def _stop_worker(signum: int, frame: FrameType | None) -> NoReturn:
+    """SIGTERM in a worker: kill its sandboxes and all they started, remove their files, and exit at once."""
+    from grader.sandbox import close_all_sandboxes
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the pool and the grader's death may send more: finish first
+    try:
+        close_all_sandboxes()
+    finally:
+        os._exit(128 + signum)
+
+
+class WorkerPool(ProcessPoolExecutor):
+    """The local pool. Leaving it (`with`) waits for its tasks, or, when an exception leaves it (an interrupted
+    batch, a broken course), terminates it at once."""
+
+    def terminate(self) -> None:
+        """Cancel what has not started and stop every worker now: each kills its sandboxes (SIGTERM); those still
+        alive after TERMINATE_GRACE_S get SIGKILL (their sandboxes die with them)."""
+        workers = list((self._processes or {}).values())  # the executor's own record: no public accessor
+        self.shutdown(wait=False, cancel_futures=True)
+        for worker in workers:
+            worker.terminate()
+        deadline = time.monotonic() + TERMINATE_GRACE_S
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
+
+    def __exit__(self, exc_type, exc_value, traceback) -> None:
+        if exc_type is None:
+            self.shutdown(wait=True)
+        else:
+            self.terminate()
+
+
+def stop_workers() -> None:
+    """SIGTERM every worker process this process started, waiting for none (a grader that must end at once)."""
+    for worker in multiprocessing.active_children():
+        worker.terminate()
+
+
+def worker_pool(jobs: int) -> WorkerPool:
     """`jobs` worker processes, each with a distinct sandbox slot (1..jobs)."""
     # fork where available: workers inherit the imported grader, pytest and the reference instead of re-importing.
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
@@ -29,7 +86,8 @@ def worker_pool(jobs: int) -> Executor:
     slots = context.Queue()
     for slot in range(1, jobs + 1):
         slots.put(slot)
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_take_slot, initargs=(slots,))
+    return WorkerPool(max_workers=jobs, mp_context=context, initializer=_start_worker,
+                      initargs=(slots, os.getpid()))
 
 
 def default_jobs() -> int:

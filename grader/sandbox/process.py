@@ -40,6 +40,16 @@ BWRAP_OVERHEAD_PROCESSES = 1  # bwrap itself counts against RLIMIT_NPROC
 EXIT_GRACE_S = 1.0  # after EOF on the reply pipe: how long the child may take to exit by itself
 
 
+_open_sandboxes: weakref.WeakSet[Sandbox] = weakref.WeakSet()  # this process's, until closed: close_all_sandboxes
+
+
+def close_all_sandboxes() -> None:
+    """Kill what every sandbox of this process started and remove their files, now: what a batch worker told to
+    stop does before it exits, from a signal handler that may have interrupted anything, a close() included."""
+    for box in list(_open_sandboxes):
+        box._abort()
+
+
 class _Timeout(Exception):
     pass
 
@@ -118,6 +128,7 @@ class Sandbox:
         self._setup = _ChildSetup(self._uid, self._cgroup.joins if self._cgroup else (), mount, self._rlimits)
         self._oom_kills = 0  # the cgroup's count when the current child started
         self.isolation = self._describe_isolation(nproc_warning)
+        _open_sandboxes.add(self)
 
     # ---- setup
 
@@ -275,6 +286,17 @@ class Sandbox:
         self._remove_folder()
         self._remove_cgroup()
         self._release_slot()  # frees the slot's uid for the next sandbox, of any grader process
+        _open_sandboxes.discard(self)  # only now: close_all_sandboxes finishes a close() it interrupts
+
+    def _abort(self) -> None:
+        """What close() does, in a form that may interrupt anything (close() itself) and be interrupted: every
+        step can run twice. The slot is released when the process exits."""
+        self._shutdown(grace=0)  # nothing if a close() or stop() it interrupted has begun it: the sweeps below
+        if self._cgroup is not None:
+            self._cgroup.remove()
+        if self._uid is not None:
+            _kill_all_of_uid(self._uid)
+        shutil.rmtree(self._base, ignore_errors=True)
 
     def __enter__(self) -> Sandbox:
         return self
