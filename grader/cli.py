@@ -176,15 +176,18 @@ def check(path: Path, assignment_name: str, course_dir: Path | None, lang: str, 
               "current submission and the assignment version.")
 @LANG
 @click.option("--only", multiple=True, metavar="ID", help="Grade only this student (repeatable).")
+@click.option("--timezone", "zone_name", metavar="ZONE", help="How to read submission times written without a "
+              "time zone (an IANA name, e.g. Asia/Shanghai). Without it such a time stops the batch.")
 @WEAK_SANDBOX
 def batch(folder: Path, assignment_name: str, course_dir: Path | None, out_dir: Path, jobs: int | None,
-          resume: bool, lang: str, only: tuple[str, ...], allow_weak_sandbox: bool) -> None:
+          resume: bool, lang: str, only: tuple[str, ...], zone_name: str | None, allow_weak_sandbox: bool) -> None:
     """Grade every submission in FOLDER in parallel and write a gradebook and a dashboard.
 
     FOLDER may hold <student>/ folders, <student>.zip, <student>.ipynb and a Gradescope export
     (submission_metadata.yml), mixed. Submission times (for the late policy) come from Gradescope's metadata,
     FOLDER/times.csv (`student,submitted_at` rows, ISO 8601 with a zone) or <student>.submission.json beside a
-    submission; never from inside one. Reports and feedback pages go to OUT_DIR/students/.
+    submission; never from inside one. A time without a zone stops the batch before anyone is graded, unless
+    --timezone says how to read it. Reports and feedback pages go to OUT_DIR/students/.
 
     One bad submission never stops the batch: it gets an error report. Exit status: 0 when every student was
     graded, 1 when some could not be (error reports; the gradebook and dashboard are written all the same),
@@ -201,7 +204,8 @@ def batch(folder: Path, assignment_name: str, course_dir: Path | None, out_dir: 
     progress = TerminalProgress() if sys.stderr.isatty() else plain_progress
     try:
         result = run_batch(folder, assignment, out_dir, jobs=jobs or default_jobs(), resume=resume, lang=lang,
-                           only=list(only) or None, progress=progress, allow_weak_sandbox=allow_weak_sandbox)
+                           only=list(only) or None, progress=progress, allow_weak_sandbox=allow_weak_sandbox,
+                           zone=time_zone(zone_name))
     except SandboxError as exc:
         if isinstance(exc, WeakSandboxError):
             raise
@@ -212,6 +216,18 @@ def batch(folder: Path, assignment_name: str, course_dir: Path | None, out_dir: 
     if result.errored:
         click.echo(f"not graded (error reports): {', '.join(result.errored)}", err=True)
         sys.exit(1)
+
+
+def time_zone(name: str | None):
+    """--timezone: an IANA zone (zoneinfo), or None; an unknown name is a one-line InputError."""
+    if name is None:
+        return None
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputError(f"--timezone {name!r}: not a time zone name such as Asia/Shanghai or UTC") from None
 
 
 def plain_progress(done: int, total: int, student: str) -> None:
