@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
-import json
 import os
-import statistics
 import sys
 import time
 from concurrent.futures import Executor, Future, as_completed
@@ -31,6 +28,7 @@ import grader.testing
 from grader.course import Assignment
 from grader.errors import UnusableInput
 from grader.formats import ReportError, load_report, write_report_atomic, write_text_atomic
+from grader.gradebook import STUDENTS_DIR, read_staff_files, student_files, write_class_outputs
 from grader.parallel import GradeTask, grade_task_with_page, worker_pool
 from grader.runner import GradingError
 from grader.sandbox import SandboxError, check_isolation
@@ -39,8 +37,6 @@ from grader.submission import SubmissionError, aware, load_submission, parse_tim
 
 GRADESCOPE_METADATA = "submission_metadata.yml"
 TIMES_FILE = "times.csv"
-STUDENTS_DIR = "students"  # OUT_DIR/students/<id>.json and .html
-CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs a cell that starts so (CSV injection)
 
 
 class BatchError(UnusableInput):
@@ -217,26 +213,23 @@ class BatchResult:
 Progress = Callable[[int, int, str], None]  # (done, total, student)
 
 
-def student_files(out_dir: Path, student: str) -> tuple[Path, Path]:
-    """Where a student's report and feedback page go."""
-    return out_dir / STUDENTS_DIR / f"{student}.json", out_dir / STUDENTS_DIR / f"{student}.html"
-
-
 def run_batch(folder: Path, assignment: Assignment, out_dir: Path, *, jobs: int, resume: bool = False,
               lang: str = "en", only: list[str] | None = None, executor: Executor | None = None,
               progress: Progress | None = None, allow_weak_sandbox: bool = False,
-              zone: tzinfo | None = None) -> BatchResult:
+              zone: tzinfo | None = None, roster: Path | None = None) -> BatchResult:
     """Grade every submission in `folder` into `out_dir`; each report is written (atomically) as it arrives.
     Without filesystem isolation (bubblewrap) nobody is graded (WeakSandboxError) unless allow_weak_sandbox.
 
     Whatever one submission does, it gets a report (an error report if need be) and the others are graded.
-    A broken course or sandbox stops the batch with a BatchError or SandboxError: no one is blamed for it."""
+    A broken course or sandbox stops the batch with a BatchError or SandboxError: no one is blamed for it.
+    The roster (`roster`) and FOLDER/adjustments.csv are read before anyone is graded (grader/gradebook.py)."""
     started = time.perf_counter()
     everyone = discover(folder, zone)
     unknown = sorted(set(only or ()) - {e.student for e in everyone})
     if unknown:
         raise BatchError(f"{folder}: no submission for {', '.join(unknown)}")
     entries = [e for e in everyone if not only or e.student in only]
+    staff = read_staff_files(folder, roster, {e.student for e in everyone})
     check_hidden_tests(assignment)
     check_isolation(allow_weak_sandbox)
     (out_dir / STUDENTS_DIR).mkdir(parents=True, exist_ok=True)
@@ -275,7 +268,7 @@ def run_batch(folder: Path, assignment: Assignment, out_dir: Path, *, jobs: int,
                 class_reports[entry.student] = load_report(student_files(out_dir, entry.student)[0])
             except ReportError:
                 continue
-    write_class_outputs(assignment, out_dir, class_reports, result.duration_s, lang)
+    write_class_outputs(assignment, out_dir, class_reports, result.duration_s, lang, staff)
     return result
 
 
@@ -349,59 +342,3 @@ def write_student(out_dir: Path, entry: Entry, report: dict, page: str, assignme
     except OSError as exc:  # the gradebook still shows the error
         print(f"grader: {entry.student}: cannot write {report_path}: {exc}", file=sys.stderr)
     return report
-
-
-# ---------------------------------------------------------------------- gradebook, summary, pages
-
-def csv_text(value: str) -> str:
-    """A text cell a spreadsheet shows as text: one that starts like a formula gets a leading quote (OWASP)."""
-    return "'" + value if value.startswith(CSV_FORMULA_START) else value
-
-
-def gradebook_csv(assignment: Assignment, reports: list[dict]) -> str:
-    """One row per student; numbers stay numbers, text cells are neutralised (csv_text)."""
-    groups = [g.name for g in assignment.groups]
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["student", *groups, "total", "max", "status", "submitted_at", "late_days", "penalty_percent",
-                     "final"])
-    for report in reports:
-        by_group = {g["name"]: g["score"] for g in report["groups"]}
-        late = report["late"]
-        writer.writerow([csv_text(report["student"]), *(round(by_group.get(g, 0.0), 2) for g in groups),
-                         round(report["score"], 2), round(report["max_score"], 2), csv_text(report["status"]),
-                         csv_text(late["submitted_at"] or "unknown"), late["days_late"], late["penalty_percent"],
-                         round(late["final_score"], 2)])
-    return out.getvalue()
-
-
-def class_summary(assignment: Assignment, reports: list[dict], duration_s: float) -> dict:
-    finals = [r["late"]["final_score"] for r in reports]
-    tests: dict[str, list[bool]] = {}
-    for report in reports:
-        for test in report["tests"]:
-            tests.setdefault(f"{test['group']}::{test['name']}", []).append(test["status"] == "passed")
-    return {
-        "assignment": {"name": assignment.name, "version": assignment.version},
-        "students": len(reports),
-        "errored": sorted(r["student"] for r in reports if r["status"] == "error"
-                          or any(t["status"] in ("error", "timeout") for t in r["tests"])),
-        "mean_final": round(statistics.mean(finals), 4) if finals else None,
-        "median_final": round(statistics.median(finals), 4) if finals else None,
-        "max_score": assignment.max_score,
-        "pass_rates": {name: round(sum(ok) / len(ok), 4) for name, ok in sorted(tests.items())},
-        "duration_s": round(duration_s, 3),
-    }
-
-
-def write_class_outputs(assignment: Assignment, out_dir: Path, by_student: dict[str, dict], duration_s: float,
-                        lang: str) -> None:
-    from grader.pages import dashboard
-
-    reports = [by_student[s] for s in sorted(by_student)]
-    write_text_atomic(out_dir / "gradebook.csv", gradebook_csv(assignment, reports))
-    summary = class_summary(assignment, reports, duration_s)
-    write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    links = {r["student"]: {"report": f"{STUDENTS_DIR}/{r['student']}.json",
-                            "feedback": f"{STUDENTS_DIR}/{r['student']}.html"} for r in reports}
-    write_text_atomic(out_dir / "index.html", dashboard(reports, links, lang, title=assignment.title))

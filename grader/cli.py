@@ -42,6 +42,9 @@ class GraderGroup(click.Group):
             raise failure(exc.one_line()) from None
 
 
+ROSTER = click.option("--roster", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                      help="roster.csv (id,name,email,sis_id,section): names in the gradebook, a row with status "
+                      "`missing` for each student without a submission.")
 WEAK_SANDBOX = click.option("--allow-weak-sandbox", is_flag=True,
                             help="Grade even without filesystem isolation (bubblewrap): student code can then read "
                             "every file its uid can. A warning is printed on every run.")
@@ -178,16 +181,20 @@ def check(path: Path, assignment_name: str, course_dir: Path | None, lang: str, 
 @click.option("--only", multiple=True, metavar="ID", help="Grade only this student (repeatable).")
 @click.option("--timezone", "zone_name", metavar="ZONE", help="How to read submission times written without a "
               "time zone (an IANA name, e.g. Asia/Shanghai). Without it such a time stops the batch.")
+@ROSTER
 @WEAK_SANDBOX
 def batch(folder: Path, assignment_name: str, course_dir: Path | None, out_dir: Path, jobs: int | None,
-          resume: bool, lang: str, only: tuple[str, ...], zone_name: str | None, allow_weak_sandbox: bool) -> None:
+          resume: bool, lang: str, only: tuple[str, ...], zone_name: str | None, roster: Path | None,
+          allow_weak_sandbox: bool) -> None:
     """Grade every submission in FOLDER in parallel and write a gradebook and a dashboard.
 
     FOLDER may hold <student>/ folders, <student>.zip, <student>.ipynb and a Gradescope export
     (submission_metadata.yml), mixed. Submission times (for the late policy) come from Gradescope's metadata,
     FOLDER/times.csv (`student,submitted_at` rows, ISO 8601 with a zone) or <student>.submission.json beside a
     submission; never from inside one. A time without a zone stops the batch before anyone is graded, unless
-    --timezone says how to read it. Reports and feedback pages go to OUT_DIR/students/.
+    --timezone says how to read it. Course staff's FOLDER/adjustments.csv (student,extra_days,points,final,note)
+    gives extensions and manual adjustments; --roster adds names, emails and missing students to the gradebook.
+    Reports and feedback pages go to OUT_DIR/students/.
 
     One bad submission never stops the batch: it gets an error report. Exit status: 0 when every student was
     graded, 1 when some could not be (error reports; the gradebook and dashboard are written all the same),
@@ -205,7 +212,7 @@ def batch(folder: Path, assignment_name: str, course_dir: Path | None, out_dir: 
     try:
         result = run_batch(folder, assignment, out_dir, jobs=jobs or default_jobs(), resume=resume, lang=lang,
                            only=list(only) or None, progress=progress, allow_weak_sandbox=allow_weak_sandbox,
-                           zone=time_zone(zone_name))
+                           zone=time_zone(zone_name), roster=roster)
     except SandboxError as exc:
         if isinstance(exc, WeakSandboxError):
             raise
@@ -250,6 +257,42 @@ class TerminalProgress:
         filled = int(30 * done / total)
         line = f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} {rate:.1f}/s ETA {eta:.0f}s "
         click.echo(line + ("\n" if done == total else ""), err=True, nl=False)
+
+
+@main.command()
+@click.argument("reports_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--format", "layout", type=click.Choice(["csv", "canvas", "moodle"]), default="csv", show_default=True,
+              help="csv: the batch's gradebook.csv (every group, late penalty, adjustment, status); canvas: Canvas's "
+              "gradebook import; moodle: Moodle's CSV grade import (map Email address or ID number).")
+@ROSTER
+@click.option("--excel", is_flag=True, help="Start with a UTF-8 byte order mark, so that Excel reads names right.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of standard output.")
+@click.option("--failing", metavar="TEST_OR_FUNCTION", help="Instead: list who did not pass a test (its name or "
+              "group::name) or any test of a function (e.g. Value.tanh), tab-separated with the feedback's first line.")
+def gradebook(reports_dir: Path, layout: str, roster: Path | None, excel: bool, out: Path | None,
+              failing: str | None) -> None:
+    """Write the gradebook of the reports `grader batch` wrote in REPORTS_DIR (its --out-dir), for an LMS.
+
+    Grades are the final scores (late penalty and course staff's adjustments applied). A submission the grader
+    could not grade (status `error`) has an empty grade: fix the cause and grade it again. Exit status: 0 when
+    written, 2 for a reports folder, roster or query that cannot be used.
+    """
+    from grader import gradebook as book
+    from grader.formats import write_text_atomic
+
+    require_folder_of(out)
+    reports = book.read_reports(reports_dir)
+    if failing is not None:
+        text = book.failing_text(book.failing(reports, failing))
+    else:
+        people = book.read_roster(roster) if roster else None
+        book.off_roster(reports, people)
+        rows = book.class_rows(reports, people)
+        text = book.gradebook_text(layout, book.class_info(reports), rows, excel=excel)
+    if out is not None:
+        write_text_atomic(out, text)
+    else:
+        click.echo(text, nl=False)
 
 
 @main.command()
