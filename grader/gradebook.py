@@ -361,7 +361,8 @@ class Failure:
     message: str  # the feedback's first line
 
 
-def test_id(test: dict) -> str:
+def full_test_name(test: dict) -> str:
+    """`group::name`, as summary.json's pass rates and --failing name a test."""
     return f"{test['group']}::{test['name']}"
 
 
@@ -372,12 +373,12 @@ def failing(reports: dict[str, dict], query: str) -> list[Failure]:
     found, failures = False, []
     for student in sorted(reports):
         for test in reports[student]["tests"]:
-            if query not in (test["name"], test["name"].split("[")[0], test_id(test), test["function"]):
+            if query not in (test["name"], test["name"].split("[")[0], full_test_name(test), test["function"]):
                 continue
             found = True
             if test["status"] != "passed":
                 lines = test["feedback"].strip().splitlines()
-                failures.append(Failure(student, test_id(test), test["status"], lines[0] if lines else ""))
+                failures.append(Failure(student, full_test_name(test), test["status"], lines[0] if lines else ""))
     if not found:
         raise GradebookError(f"no test or function {query!r} in the reports (a test name, group::test or a function "
                              "such as Value.tanh)")
@@ -419,7 +420,7 @@ def class_summary(info: ClassInfo, rows: list[Row], duration_s: float,
     tests: dict[str, list[bool]] = {}
     for row in rows:
         for test in row.report["tests"] if row.report else ():
-            tests.setdefault(test_id(test), []).append(test["status"] == "passed")
+            tests.setdefault(full_test_name(test), []).append(test["status"] == "passed")
     by_status = {status: [r.student for r in rows if r.status == status] for status in STATUSES}
     return {
         "assignment": {"name": info.name, "version": info.version},
