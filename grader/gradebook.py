@@ -116,10 +116,12 @@ class Row:
 
     @property
     def final(self) -> float | None:
-        """The score to hand in; None when the grader could not grade the submission (nothing to hand in)."""
+        """The score to hand in; None when the grader could not grade the submission (nothing to hand in), unless
+        course staff fixed a final score for it."""
         if self.report is None:
             return 0.0
-        return None if self.status == "error" else round(final_score(self.report), 2)
+        fixed = (self.report.get("adjustment") or {}).get("final") is not None
+        return None if self.status == "error" and not fixed else round(final_score(self.report), 2)
 
 
 def report_status(report: dict) -> str:
@@ -186,13 +188,13 @@ def _number(text: str, where: str, column: str, minimum: float | None = None) ->
     return value
 
 
-def read_adjustments(path: Path, graded: set[str]) -> dict[str, Adjustment]:
+def read_adjustments(path: Path, submitted: set[str]) -> dict[str, Adjustment]:
     """adjustments.csv: `student,extra_days,points,final,note` (student and any of the others). Each row names a
     student with a submission, once, and gives points or final, not both."""
     adjustments: dict[str, Adjustment] = {}
     for where, row in _staff_csv(path, ADJUSTMENT_COLUMNS, ("student",)):
         student = row["student"]
-        if student not in graded:
+        if student not in submitted:
             raise GradebookError(f"{where}: unknown student {student!r}: no submission has that id (an adjustment "
                                  "applies to a submission)")
         if student in adjustments:

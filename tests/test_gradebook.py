@@ -123,6 +123,19 @@ def test_an_adjustment_moves_the_due_date_then_adds_points_and_goes_away_with_it
     assert book.adjusted(fixed, POLICY, None) == three_days_late  # the row was deleted: as graded again
 
 
+def test_the_feedback_page_shows_the_adjustment_and_its_note_escaped():
+    from grader.pages import feedback_page
+
+    page = feedback_page(book.adjusted(report("alice"), POLICY, Adjustment(points=-5, note="<b>copied</b>")), None)
+    assert "points: -5" in page and "&lt;b&gt;copied&lt;/b&gt;" in page and "<b>copied" not in page
+
+
+def test_a_final_fixed_by_staff_is_handed_in_even_when_grading_failed():
+    failed = report("dave", status="error", errors=["grading_failed"])
+    assert book.Row("dave", None, failed).final is None
+    assert book.Row("dave", None, book.adjusted(failed, POLICY, Adjustment(final=60))).final == 60
+
+
 # ---------------------------------------------------------------------- layouts
 
 CLASS = {"alice": report("alice", submitted_at="2026-12-20T10:00:00+08:00"),
