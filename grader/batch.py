@@ -12,17 +12,14 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
-import json
 import os
-import statistics
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 import dataclasses
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timezone, tzinfo
 from pathlib import Path
 from typing import Callable, Iterator
 from urllib.parse import quote
@@ -31,16 +28,15 @@ import grader.testing
 from grader.course import Assignment
 from grader.errors import UnusableInput
 from grader.formats import ReportError, load_report, write_report_atomic, write_text_atomic
+from grader.gradebook import STUDENTS_DIR, read_staff_files, student_files, write_class_outputs
 from grader.parallel import GradeTask, grade_task_with_page, worker_pool
 from grader.runner import PYTEST_ARGS, GradingError, forget_other_hidden_tests, scoring_problems
 from grader.sandbox import SandboxError, check_isolation
 from grader.scoring import error_report, rescore, stored_outcomes
-from grader.submission import Submission, SubmissionError, load_submission, parse_time, stamp_path
+from grader.submission import Submission, SubmissionError, aware, load_submission, parse_time, read_stamp, stamp_path
 
 GRADESCOPE_METADATA = "submission_metadata.yml"
 TIMES_FILE = "times.csv"
-STUDENTS_DIR = "students"  # OUT_DIR/students/<id>.json and .html
-CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs a cell that starts so (CSV injection)
 # How often the batch looks at its submissions in flight (and at a stop request: a signal handler only sets a
 # flag, since raising out of concurrent.futures.wait could leave a future's lock held), and after how long the
 # progress names the one in flight longest.
@@ -60,45 +56,66 @@ class Entry:
     submitted_at: str | None = None  # from Gradescope's metadata or times.csv; else <student>.submission.json
 
 
-def gradescope_entries(folder: Path) -> list[Entry]:
-    """Gradescope's export: metadata keys are submission folders; the student id is the SID, else the email."""
+def gradescope_entries(folder: Path, zone: tzinfo | None = None) -> list[Entry]:
+    """Gradescope's export: metadata keys are submission folders; each submitter's id is the SID, else the email.
+    A group submission (several `:submitters:`) is an entry per member: each gets the grade and a report."""
     import yaml
 
     metadata_file = folder / GRADESCOPE_METADATA
     try:
-        metadata = yaml.safe_load(metadata_file.read_text(encoding="utf-8")) or {}
+        text = metadata_file.read_text(encoding="utf-8")
+        metadata = yaml.safe_load(text) or {}
         entries = []
         for key, info in metadata.items():
             info = info or {}
-            first = (info.get(":submitters") or [{}])[0]  # Ruby symbols: YAML reads `:sid: '7'` as {":sid": "7"}
-            student = student_id(str(first.get(":sid") or first.get(":email") or key))
             created = info.get(":created_at")
             path = folder / str(key)
             if path.resolve().parent != folder.resolve():
                 raise ValueError(f"submission folder {key!r} is not inside {folder}")
-            entries.append(Entry(student, path, iso_time(created) if created else None))
+            where = f"{metadata_file}:{_metadata_line(text, key)}"
+            submitted_at = iso_time(created, where, zone) if created else None
+            for member in info.get(":submitters") or [{}]:  # Ruby symbols: YAML reads `:sid: '7'` as {":sid": "7"}
+                student = student_id(str(member.get(":sid") or member.get(":email") or key))
+                entries.append(Entry(student, path, submitted_at))
     except (yaml.YAMLError, UnicodeDecodeError, ValueError, TypeError, AttributeError, IndexError) as exc:
         raise BatchError(f"{metadata_file}: not Gradescope metadata ({str(exc).splitlines()[0]})") from None
+    except SubmissionError as exc:  # a time without a zone
+        raise BatchError(str(exc)) from None
     return entries
 
 
-def iso_time(value) -> str:
-    """Gradescope writes '2026-12-20 10:00:00.000000000 -08:00' (YAML may already make it a datetime)."""
+def _metadata_line(text: str, key: object) -> int:
+    """The line of submission `key`'s `:created_at:` in Gradescope's metadata (else of the key itself)."""
+    import yaml
+
+    root = yaml.compose(text)
+    for key_node, value_node in root.value if isinstance(root, yaml.MappingNode) else ():
+        if key_node.value == str(key):
+            for field_node, field_value in value_node.value if isinstance(value_node, yaml.MappingNode) else ():
+                if field_node.value == ":created_at":
+                    return field_value.start_mark.line + 1
+            return key_node.start_mark.line + 1
+    return 1
+
+
+def iso_time(value: object, where: str, zone: tzinfo | None = None) -> str:
+    """Gradescope writes '2026-12-20 10:00:00.000000000 -08:00' (YAML may already make it a datetime); a time
+    without a zone is read in `zone`, else it is an error naming `where`."""
     if isinstance(value, datetime):
         moment = value
     else:
-        date, clock, *zone = str(value).split()
-        clock = clock.split(".")[0]
-        moment = datetime.fromisoformat(f"{date}T{clock}{zone[0] if zone else '+00:00'}")
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).isoformat()
+        date, clock, *offset = str(value).split()
+        moment = datetime.fromisoformat(f"{date}T{clock.split('.')[0]}{offset[0] if offset else ''}")
+    return aware(moment, str(value), where, zone).isoformat()
 
 
-def discover(folder: Path) -> list[Entry]:
-    """Every submission in `folder`, sorted by student id, with its time; two submissions claiming one id (or ids
-    that differ only in case, one file on some systems) is an error."""
+def discover(folder: Path, zone: tzinfo | None = None) -> list[Entry]:
+    """Every submission in `folder`, sorted by student id, with its time (a time without a zone is read in `zone`,
+    else it stops the batch); two submissions claiming one id (or ids that differ only in case, one file on some
+    systems) is an error."""
     if not folder.is_dir():
         raise BatchError(f"{folder}: not a folder")
-    entries = gradescope_entries(folder) if (folder / GRADESCOPE_METADATA).is_file() else []
+    entries = gradescope_entries(folder, zone) if (folder / GRADESCOPE_METADATA).is_file() else []
     taken = {e.path.name for e in entries}
     for path in sorted(folder.iterdir()):
         if path.name in taken or path.name.startswith((".", "_")):
@@ -111,13 +128,21 @@ def discover(folder: Path) -> list[Entry]:
             raise BatchError(f"student id {entry.student!r} is claimed by both {seen[entry.student.casefold()]} "
                              f"and {entry.path}")
         seen[entry.student.casefold()] = entry.path
-    times = read_times(folder / TIMES_FILE, entries)
+    times = read_times(folder / TIMES_FILE, entries, zone)
+    try:  # every time before anyone is graded: a bad one stops the batch, not one student
+        for entry in entries:
+            stamp = read_stamp(entry.path, zone) if entry.submitted_at is None else None
+            if stamp is not None:
+                times[entry.student] = stamp.isoformat()
+    except SubmissionError as exc:
+        raise BatchError(str(exc)) from None
     return sorted((dataclasses.replace(e, submitted_at=times[e.student]) if e.student in times else e
                    for e in entries), key=lambda e: e.student)
 
 
-def read_times(path: Path, entries: list[Entry]) -> dict[str, str]:
-    """times.csv: `student,submitted_at` rows (ISO 8601 with a zone) written by course staff; {} without one.
+def read_times(path: Path, entries: list[Entry], zone: tzinfo | None = None) -> dict[str, str]:
+    """times.csv: `student,submitted_at` rows (ISO 8601 with a zone, else read in `zone`) written by course staff;
+    {} without one.
     A row that is not that, or names no submission, or a time given twice, is a BatchError naming its line."""
     if not path.is_file():
         return {}
@@ -140,7 +165,7 @@ def read_times(path: Path, entries: list[Entry]) -> dict[str, str]:
                     raise BatchError(f"{where}: the time of {student!r} is given twice (times.csv, Gradescope's "
                                      f"metadata or {stamp_path(entry.path).name})")
                 try:
-                    times[student] = parse_time(value, where).isoformat()
+                    times[student] = parse_time(value, where, zone).isoformat()
                 except SubmissionError as exc:
                     raise BatchError(str(exc)) from None
     except (UnicodeDecodeError, csv.Error, OSError) as exc:
@@ -235,28 +260,25 @@ class Stop:
         self.requested = True
 
 
-def student_files(out_dir: Path, student: str) -> tuple[Path, Path]:
-    """Where a student's report and feedback page go."""
-    return out_dir / STUDENTS_DIR / f"{student}.json", out_dir / STUDENTS_DIR / f"{student}.html"
-
-
 def run_batch(folder: Path, assignment: Assignment, out_dir: Path, *, jobs: int, resume: bool = False,
               lang: str = "en", only: list[str] | None = None, executor: Executor | None = None,
               progress: Progress | None = None, allow_weak_sandbox: bool = False,
-              stop: Stop | None = None) -> BatchResult:
+              stop: Stop | None = None, zone: tzinfo | None = None, roster: Path | None = None) -> BatchResult:
     """Grade every submission in `folder` into `out_dir`; each report is written (atomically) as it arrives.
     Without filesystem isolation (bubblewrap) nobody is graded (WeakSandboxError) unless allow_weak_sandbox.
 
     Whatever one submission does, it gets a report (an error report if need be) and the others are graded.
     A broken course or sandbox stops the batch with a BatchError or SandboxError: no one is blamed for it.
     `stop` ends the batch early (within about TICK_S, plus the workers' TERMINATE_GRACE_S at most): the class
-    files are written for the reports there are, and BatchResult.not_graded lists the students without one."""
+    files are written for the reports there are, and BatchResult.not_graded lists the students without one.
+    The roster (`roster`) and FOLDER/adjustments.csv are read before anyone is graded (grader/gradebook.py)."""
     started = time.perf_counter()
-    everyone = discover(folder)
+    everyone = discover(folder, zone)
     unknown = sorted(set(only or ()) - {e.student for e in everyone})
     if unknown:
         raise BatchError(f"{folder}: no submission for {', '.join(unknown)}")
     entries = [e for e in everyone if not only or e.student in only]
+    staff = read_staff_files(folder, roster, {e.student for e in everyone})
     check_hidden_tests(assignment)
     check_isolation(allow_weak_sandbox)
     (out_dir / STUDENTS_DIR).mkdir(parents=True, exist_ok=True)
@@ -305,7 +327,7 @@ def run_batch(folder: Path, assignment: Assignment, out_dir: Path, *, jobs: int,
                 class_reports[entry.student] = load_report(student_files(out_dir, entry.student)[0])
             except ReportError:
                 continue
-    write_class_outputs(assignment, out_dir, class_reports, result.duration_s, lang)
+    write_class_outputs(assignment, out_dir, class_reports, result.duration_s, lang, staff)
     return result
 
 
@@ -424,59 +446,3 @@ def write_student(out_dir: Path, entry: Entry, report: dict, page: str, assignme
     except OSError as exc:  # the gradebook still shows the error
         print(f"grader: {entry.student}: cannot write {report_path}: {exc}", file=sys.stderr)
     return report
-
-
-# ---------------------------------------------------------------------- gradebook, summary, pages
-
-def csv_text(value: str) -> str:
-    """A text cell a spreadsheet shows as text: one that starts like a formula gets a leading quote (OWASP)."""
-    return "'" + value if value.startswith(CSV_FORMULA_START) else value
-
-
-def gradebook_csv(assignment: Assignment, reports: list[dict]) -> str:
-    """One row per student; numbers stay numbers, text cells are neutralised (csv_text)."""
-    groups = [g.name for g in assignment.groups]
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["student", *groups, "total", "max", "status", "submitted_at", "late_days", "penalty_percent",
-                     "final"])
-    for report in reports:
-        by_group = {g["name"]: g["score"] for g in report["groups"]}
-        late = report["late"]
-        writer.writerow([csv_text(report["student"]), *(round(by_group.get(g, 0.0), 2) for g in groups),
-                         round(report["score"], 2), round(report["max_score"], 2), csv_text(report["status"]),
-                         csv_text(late["submitted_at"] or "unknown"), late["days_late"], late["penalty_percent"],
-                         round(late["final_score"], 2)])
-    return out.getvalue()
-
-
-def class_summary(assignment: Assignment, reports: list[dict], duration_s: float) -> dict:
-    finals = [r["late"]["final_score"] for r in reports]
-    tests: dict[str, list[bool]] = {}
-    for report in reports:
-        for test in report["tests"]:
-            tests.setdefault(f"{test['group']}::{test['name']}", []).append(test["status"] == "passed")
-    return {
-        "assignment": {"name": assignment.name, "version": assignment.version},
-        "students": len(reports),
-        "errored": sorted(r["student"] for r in reports if r["status"] == "error"
-                          or any(t["status"] in ("error", "timeout") for t in r["tests"])),
-        "mean_final": round(statistics.mean(finals), 4) if finals else None,
-        "median_final": round(statistics.median(finals), 4) if finals else None,
-        "max_score": assignment.max_score,
-        "pass_rates": {name: round(sum(ok) / len(ok), 4) for name, ok in sorted(tests.items())},
-        "duration_s": round(duration_s, 3),
-    }
-
-
-def write_class_outputs(assignment: Assignment, out_dir: Path, by_student: dict[str, dict], duration_s: float,
-                        lang: str) -> None:
-    from grader.pages import dashboard
-
-    reports = [by_student[s] for s in sorted(by_student)]
-    write_text_atomic(out_dir / "gradebook.csv", gradebook_csv(assignment, reports))
-    summary = class_summary(assignment, reports, duration_s)
-    write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    links = {r["student"]: {"report": f"{STUDENTS_DIR}/{r['student']}.json",
-                            "feedback": f"{STUDENTS_DIR}/{r['student']}.html"} for r in reports}
-    write_text_atomic(out_dir / "index.html", dashboard(reports, links, lang, title=assignment.title))

@@ -54,6 +54,9 @@ class GraderGroup(click.Group):
             raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
 
 
+ROSTER = click.option("--roster", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                      help="roster.csv (id,name,email,sis_id,section): names in the gradebook, a row with status "
+                      "`missing` for each student without a submission.")
 WEAK_SANDBOX = click.option("--allow-weak-sandbox", is_flag=True,
                             help="Grade even without filesystem isolation (bubblewrap): student code can then read "
                             "every file its uid can. A warning is printed on every run.")
@@ -189,15 +192,22 @@ def check(path: Path, assignment_name: str, course_dir: Path | None, lang: str, 
               "changed; grade the rest.")
 @LANG
 @click.option("--only", multiple=True, metavar="ID", help="Grade only this student (repeatable).")
+@click.option("--timezone", "zone_name", metavar="ZONE", help="How to read submission times written without a "
+              "time zone (an IANA name, e.g. Asia/Shanghai). Without it such a time stops the batch.")
+@ROSTER
 @WEAK_SANDBOX
 def batch(folder: Path, assignment_name: str, course_dir: Path | None, out_dir: Path, jobs: int | None,
-          resume: bool, lang: str, only: tuple[str, ...], allow_weak_sandbox: bool) -> None:
+          resume: bool, lang: str, only: tuple[str, ...], zone_name: str | None, roster: Path | None,
+          allow_weak_sandbox: bool) -> None:
     """Grade every submission in FOLDER in parallel and write a gradebook and a dashboard.
 
     FOLDER may hold <student>/ folders, <student>.zip, <student>.ipynb and a Gradescope export
     (submission_metadata.yml), mixed. Submission times (for the late policy) come from Gradescope's metadata,
     FOLDER/times.csv (`student,submitted_at` rows, ISO 8601 with a zone) or <student>.submission.json beside a
-    submission; never from inside one. Reports and feedback pages go to OUT_DIR/students/.
+    submission; never from inside one. A time without a zone stops the batch before anyone is graded, unless
+    --timezone says how to read it. Course staff's FOLDER/adjustments.csv (student,extra_days,points,final,note)
+    gives extensions and manual adjustments; --roster adds names, emails and missing students to the gradebook.
+    Reports and feedback pages go to OUT_DIR/students/.
 
     One bad submission never stops the batch: it gets an error report. Exit status: 0 when every student was
     graded, 1 when some could not be (error reports; the gradebook and dashboard are written all the same),
@@ -223,7 +233,7 @@ def batch(folder: Path, assignment_name: str, course_dir: Path | None, out_dir: 
         with batch_signals(stop, finish):
             result = run_batch(folder, assignment, out_dir, jobs=jobs or default_jobs(), resume=resume, lang=lang,
                                only=list(only) or None, progress=progress, allow_weak_sandbox=allow_weak_sandbox,
-                               stop=stop)
+                               stop=stop, zone=time_zone(zone_name), roster=roster)
     except SandboxError as exc:
         if isinstance(exc, WeakSandboxError):
             raise
@@ -295,6 +305,20 @@ class PlainProgress:
             click.echo(f"[{done}/{total}] waiting for {latest.student} ({latest.seconds:.0f} s)", err=True)
 
 
+def time_zone(name: str | None):
+    """--timezone: an IANA zone (zoneinfo), or None; an unknown name is a one-line InputError."""
+    if name is None:
+        return None
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputError(f"--timezone {name!r}: not a time zone name such as Asia/Shanghai or UTC") from None
+
+
+
+
 class TerminalProgress:
     """One redrawn line: a bar, the count, the rate and the time left, and the submission in flight longest
     when none has finished for a while."""
@@ -314,6 +338,42 @@ class TerminalProgress:
         if not isinstance(latest, str):
             line += f"... waiting for {latest.student} ({latest.seconds:.0f} s)"
         click.echo(line + "\x1b[K" + ("\n" if done == total else ""), err=True, nl=False)  # \x1b[K: clear the rest
+
+
+@main.command()
+@click.argument("reports_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--format", "layout", type=click.Choice(["csv", "canvas", "moodle"]), default="csv", show_default=True,
+              help="csv: the batch's gradebook.csv (every group, late penalty, adjustment, status); canvas: Canvas's "
+              "gradebook import; moodle: Moodle's CSV grade import (map Email address or ID number).")
+@ROSTER
+@click.option("--excel", is_flag=True, help="Start with a UTF-8 byte order mark, so that Excel reads names right.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of standard output.")
+@click.option("--failing", metavar="TEST_OR_FUNCTION", help="Instead: list who did not pass a test (its name or "
+              "group::name) or any test of a function (e.g. Value.tanh), tab-separated with the feedback's first line.")
+def gradebook(reports_dir: Path, layout: str, roster: Path | None, excel: bool, out: Path | None,
+              failing: str | None) -> None:
+    """Write the gradebook of the reports `grader batch` wrote in REPORTS_DIR (its --out-dir), for an LMS.
+
+    Grades are the final scores (late penalty and course staff's adjustments applied). A submission the grader
+    could not grade (status `error`) has an empty grade: fix the cause and grade it again. Exit status: 0 when
+    written, 2 for a reports folder, roster or query that cannot be used.
+    """
+    from grader import gradebook as book
+    from grader.formats import write_text_atomic
+
+    require_folder_of(out)
+    reports = book.read_reports(reports_dir)
+    if failing is not None:
+        text = book.failing_text(book.failing(reports, failing))
+    else:
+        people = book.read_roster(roster) if roster else None
+        book.off_roster(reports, people)
+        rows = book.class_rows(reports, people)
+        text = book.gradebook_text(layout, book.class_info(reports), rows, excel=excel)
+    if out is not None:
+        write_text_atomic(out, text)
+    else:
+        click.echo(text, nl=False)
 
 
 @main.command()

@@ -53,6 +53,9 @@ class LatePolicy:
     due: datetime | None
     percent_per_day: float = 0.0
     max_days: int | None = None  # None: no cutoff, the penalty just grows per day (up to 100 %)
+    # past max_days: "zero" (the score is 0) or "cap" (the penalty stays at max_days × percent_per_day); None
+    # without max_days
+    after_max_days: str | None = None
 
 
 @dataclass(frozen=True)
@@ -238,6 +241,7 @@ def parse_assignment(text: str, folder: Path, course: Course, source: Path) -> A
             due=due,
             percent_per_day=float(late.get("percent_per_day", 0)),
             max_days=int(late["max_days"]) if "max_days" in late else None,
+            after_max_days=late.get("after_max_days"),
         ),
         folder=folder,
         course=course,

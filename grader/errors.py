@@ -12,7 +12,8 @@ Exit codes of the `grader` command:
   (`validate`: `ReportError`), a sandbox this machine cannot set up (`SandboxError`), any plain `GraderError`.
 - 2: what it was given cannot be used, so nothing was done: usage errors (click's, and `InputError` in
   `grader/cli.py`), a path that is not a submission (`SubmissionError`), an unusable batch folder, metadata or
-  `times.csv` (`BatchError`), a broken course: its settings (`CourseError`), reference (`GenerateError`,
+  `times.csv` (`BatchError`), a roster, `adjustments.csv`, reports folder or `--failing` query
+  (`GradebookError`), a broken course: its settings (`CourseError`), reference (`GenerateError`,
   `MutationError`), hidden tests (`GradingError`) or bug catalogue (`SelftestError`); an export that cannot be
   made (`ExportError`); hidden tests without filesystem isolation (`WeakSandboxError`).
 - 130: interrupted by Ctrl-C (SIGINT). `batch` stops within about a second, writes the class files for the

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from jinja2 import TemplateError, meta
 
-from grader.course import Course, read_assignment
+from grader.course import Course, LatePolicy, read_assignment
 from grader.errors import UnusableInput
 from grader.rendering import text_environment
 
@@ -158,6 +158,18 @@ def todo_list(todos: dict[str, list[str]]) -> str:
     return text_environment().get_template("generate/todos.md.j2").render(todos=todos)
 
 
+def late_rule(late: LatePolicy) -> dict[str, str]:
+    """What happens after max_days, in the READMEs' words: {{late_rule}} (English) and {{late_rule_zh}}."""
+    if late.max_days is None:
+        return {"late_rule": "the penalty grows up to 100%", "late_rule_zh": "最多扣 100%"}
+    if late.after_max_days == "cap":
+        cap = f"{min(100.0, late.max_days * late.percent_per_day):g}"
+        return {"late_rule": f"the penalty stops growing at {cap}% ({late.max_days} days)",
+                "late_rule_zh": f"扣分到 {cap}%（{late.max_days} 天）为止，不再增加"}
+    return {"late_rule": f"more than {late.max_days} days late scores 0",
+            "late_rule_zh": f"迟交超过 {late.max_days} 天计 0 分"}
+
+
 def build_assignment(course_root: Path, name: str) -> dict[str, bytes]:
     """Every file of assignments/<name>/, as relative path -> content."""
     ref = Path(course_root) / "reference" / name
@@ -172,7 +184,7 @@ def build_assignment(course_root: Path, name: str) -> dict[str, bytes]:
     late = settings.late
     values = {"name": name, "due": str(late.due) if late.due is not None else "none",
               "percent_per_day": f"{late.percent_per_day:g}",
-              "max_days": str(late.max_days) if late.max_days is not None else "∞"}
+              "max_days": str(late.max_days) if late.max_days is not None else "∞", **late_rule(late)}
     values.update({f"points_{g.name}": f"{g.points:g}" for g in settings.groups})
 
     out: dict[str, str] = {"assignment.toml": toml_text}

@@ -23,10 +23,11 @@ from jinja2 import PackageLoader, Template
 from markupsafe import Markup
 
 from grader.formats import _LONE_SURROGATE, _labels as _report_labels, _late_detail, _num
+from grader.gradebook import BINS, Failure, report_status, score_bin
+from grader.report import final_score
 from grader.rendering import html_environment, static_text
 from grader.submission import FILE_HEADER, Submission, cell_tags
 
-BINS = 10  # histogram bars over 0..max_score
 TOP_MESSAGES = 3  # most frequent feedback messages shown per test
 ERRORED_TESTS_SHOWN = 3  # an errored student's failing tests named before "and N more"
 _FEEDBACK_KEY = "grader_feedback_html"  # cell metadata the notebook template prints beneath a code cell
@@ -37,23 +38,26 @@ _LABELS = {
         "general": "General feedback", "general_hint": "Tests whose function was not found in your code.",
         "your_code": "Your code", "passed_of": "{passed} of {total} passed",
         "dashboard": "Class dashboard", "class_size": "Students", "mean": "Mean", "median": "Median",
-        "errored_count": "Grading errors", "late_count": "Late",
+        "errored_count": "Grading errors", "problems_count": "Student problems", "late_count": "Late",
         "histogram": "Score distribution", "histogram_hint": "Final scores (after late penalties) in 10 bins "
                                                              "from 0 to {max}.",
         "pass_rates": "Pass rate per test", "pass_rates_hint": "Lowest pass rate first.", "pass_rate": "Pass rate",
         "common": "Most frequent feedback", "common_hint": "Top 3 per test. Feedback with the same message is "
                                                            "counted together, with one example.",
-        "count": "Students", "errored": "Grading errors", "errored_none": "No submission errored.",
+        "count": "Students", "errored": "Errors, problems and timeouts", "errored_none": "No submission errored.",
         "reason": "Reason", "students": "All students", "links": "Links", "report_link": "report",
         "feedback_link": "feedback", "and_more": "and {n} more",
         "common_none": "Every student passed every test.", "ungraded": "not graded",
+        "failing_title": "Did not pass {test}", "failing_hint": "{n} student(s); the feedback's first line.",
+        "adjustment": "Adjusted by course staff", "extension": "extension: {days} day(s)",
+        "points_added": "points: {points}", "final_set": "final score set to {final}",
     },
     "zh": {
         "feedback_title": "反馈", "groups": "各部分得分", "final": "最终得分",
         "general": "综合反馈", "general_hint": "这些测试对应的函数在你的代码中没有找到。",
         "your_code": "你的代码", "passed_of": "{total} 个测试中通过 {passed} 个",
         "dashboard": "班级概览", "class_size": "学生人数", "mean": "平均分", "median": "中位数",
-        "errored_count": "评分出错", "late_count": "迟交",
+        "errored_count": "评分出错", "problems_count": "学生自身问题", "late_count": "迟交",
         "histogram": "分数分布", "histogram_hint": "最终得分（已扣迟交分），0 到 {max} 分为 10 段。",
         "pass_rates": "各测试通过率", "pass_rates_hint": "通过率从低到高排列。", "pass_rate": "通过率",
         "common": "最常见的反馈", "common_hint": "每个测试列出前 3 条；同一类消息合并计数，并给出一个示例。",
@@ -61,16 +65,15 @@ _LABELS = {
         "reason": "原因", "students": "全部学生", "links": "链接", "report_link": "报告",
         "feedback_link": "反馈", "and_more": "另有 {n} 项",
         "common_none": "所有学生都通过了所有测试。", "ungraded": "未评分",
+        "failing_title": "未通过 {test} 的学生", "failing_hint": "共 {n} 人；反馈的第一行。",
+        "adjustment": "助教调整", "extension": "延期：{days} 天",
+        "points_added": "加减分：{points}", "final_set": "最终得分定为 {final}",
     },
 }
 
 
 def _labels(lang: str) -> dict[str, str]:
     return {**_report_labels(lang), **_LABELS[lang]}  # the report renderers' labels check `lang`
-
-
-def _final(report: dict) -> float:
-    return report["late"]["final_score"] if report["late"] is not None else report["score"]
 
 
 # --- page shell and styles ---------------------------------------------------------------------------------
@@ -115,7 +118,21 @@ def feedback_page(report: dict, submission: Submission | None, lang: str = "en")
     code, general, css = _code_section(submission, report["tests"], labels)
     title = f"{report['student']} · {report['assignment']['name']} · {labels['feedback_title']}"
     return _page("feedback.html.j2", title, lang, _css("base.css", "feedback.css") + css, report=report,
-                 labels=labels, late=_late_detail(report, labels), final=_final(report), general=general, code=code)
+                 labels=labels, late=_late_detail(report, labels), final=final_score(report), general=general,
+                 code=code, adjustment=report.get("adjustment"),
+                 adjustment_words=_adjustment_words(report.get("adjustment"), labels))
+
+
+def _adjustment_words(adjustment: dict | None, labels: dict[str, str]) -> list[str]:
+    """What course staff changed, in words: the extension, the points or the final score (the note apart)."""
+    if not adjustment:
+        return []
+    parts = [labels["extension"].format(days=_num(adjustment["extra_days"]))] if adjustment["extra_days"] else []
+    if adjustment["points"] is not None:
+        parts.append(labels["points_added"].format(points=f"{adjustment['points']:+g}"))
+    if adjustment["final"] is not None:
+        parts.append(labels["final_set"].format(final=_num(adjustment["final"])))
+    return parts
 
 
 def _code_section(submission: Submission | None, tests: list[dict], labels: dict[str, str]
@@ -329,12 +346,14 @@ class _Errored:
     tests: dict[tuple[str, str], list[str]]  # (status, feedback) -> the tests that errored or timed out with it
 
 
-def dashboard(reports: list[dict], links: dict[str, dict[str, str]], lang: str = "en", title: str = "") -> str:
+def dashboard(reports: list[dict], links: dict[str, dict[str, str]], lang: str = "en", title: str = "",
+              failing_links: dict[str, str] | None = None) -> str:
     """The class at a glance: size, mean and median, a histogram, per-test pass rates and most frequent feedback,
     who could not be graded and why, and every student with links to their report and feedback page.
-    `links`: student -> {"report": "alice.json", "feedback": "alice.html"} (relative hrefs; either may be absent)."""
+    `links`: student -> {"report": "alice.json", "feedback": "alice.html"} (relative hrefs; either may be absent);
+    `failing_links`: test name -> the page listing who did not pass it."""
     labels = _labels(lang)
-    finals = [_final(r) for r in reports]
+    finals = [final_score(r) for r in reports]
     max_score = max((r["max_score"] for r in reports), default=0.0)
     stats = _test_stats(reports)
     errored = _errored(reports)
@@ -342,23 +361,27 @@ def dashboard(reports: list[dict], links: dict[str, dict[str, str]], lang: str =
         title = f"{reports[0]['assignment']['name']} · {labels['dashboard']}" if reports else labels["dashboard"]
     script, script_hash = _sort_script()
     return _page("dashboard.html.j2", title, lang, _css("base.css", "dashboard.css"), script, script_hash,
-                 labels=labels, cards=_cards(reports, finals, max_score, len(errored), labels), max_score=max_score,
+                 labels=labels, cards=_cards(reports, finals, max_score, labels), max_score=max_score,
                  histogram=_histogram(finals, max_score, labels), errored=sorted(errored.items()),
-                 tests_shown=ERRORED_TESTS_SHOWN, stats=stats,
+                 tests_shown=ERRORED_TESTS_SHOWN, stats=stats, failing_links=failing_links or {},
                  common=[(s, [(s.examples[key], count) for key, count in s.messages.most_common(TOP_MESSAGES)])
                          for s in stats if s.messages],
                  **_students(reports, links, errored, labels))
 
 
-def _cards(reports: list[dict], finals: list[float], max_score: float, errored: int, labels: dict[str, str]
+def _cards(reports: list[dict], finals: list[float], max_score: float, labels: dict[str, str]
            ) -> list[tuple[str, str, str, str]]:
+    """Grading errors count the submissions the grader could not grade; student problems, those whose own
+    problem (not a submission, a module that does not import, ...) cost points (grader.gradebook's statuses)."""
     late = sum(1 for r in reports if r["late"] is not None and r["late"]["days_late"] > 0)
+    statuses = Counter(report_status(r) for r in reports)
     out_of = f" / {_num(max_score)}" if finals else ""
     return [  # label, value, suffix, css class
         (labels["class_size"], str(len(reports)), "", "card"),
         (labels["mean"], _num(statistics.mean(finals)) if finals else "–", out_of, "card"),
         (labels["median"], _num(statistics.median(finals)) if finals else "–", out_of, "card"),
-        (labels["errored_count"], str(errored), "", "card alert" if errored else "card"),
+        (labels["errored_count"], str(statuses["error"]), "", "card alert" if statuses["error"] else "card"),
+        (labels["problems_count"], str(statuses["problem"]), "", "card"),
         (labels["late_count"], str(late), "", "card"),
     ]
 
@@ -380,18 +403,11 @@ def _test_stats(reports: list[dict]) -> list[_TestStats]:
     return sorted(stats.values(), key=lambda s: (s.rate, s.group, s.name))
 
 
-def _bin(score: float, max_score: float) -> int:
-    if max_score <= 0:
-        return 0
-    # 1e-9: a float sum a hair under a bin's lower edge (69.9999999 for 70) still belongs to that bin.
-    return min(BINS - 1, max(0, int(score * BINS / max_score + 1e-9)))
-
-
 def _histogram(finals: list[float], max_score: float, labels: dict[str, str]) -> dict:
     """The geometry of inline SVG bars, one per tenth of max_score; the last bin holds full marks too."""
     counts = [0] * BINS
     for score in finals:
-        counts[_bin(score, max_score)] += 1
+        counts[score_bin(score, max_score)] += 1
     width, height, top, bottom = 1100, 230, 22, 34
     slot = width / BINS
     tallest = max(counts) or 1
@@ -431,6 +447,14 @@ def _students(reports: list[dict], links: dict[str, dict[str, str]], errored: di
              "scores": {g["name"]: g["score"] for g in report["groups"]}, "score": report["score"],
              "max_score": report["max_score"],
              "penalty": report["late"]["penalty_percent"] if report["late"] is not None else 0.0,
-             "final": _final(report), "links": links.get(report["student"], {})}
+             "final": final_score(report), "links": links.get(report["student"], {})}
             for report in sorted(reports, key=lambda r: r["student"])]
     return {"groups": groups, "students": rows}
+
+
+def failing_page(test: str, failures: list[Failure], lang: str, students_href: str) -> str:
+    """Who did not pass `test`: each student with the status and the feedback's first line, linked to their
+    feedback page (`students_href` + <student>.html, at the test)."""
+    labels = _labels(lang)
+    return _page("failing.html.j2", labels["failing_title"].format(test=test), lang, _css("base.css", "dashboard.css"),
+                 labels=labels, test=test, failures=failures, students_href=students_href)

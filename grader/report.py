@@ -133,3 +133,10 @@ class Report:
             data["errors"] = [{**e, "message": bounded_text(e["message"], SHORT_TEXT)} for e in data["errors"]]
             data["errors"].append(dict(SHORTENED))
         return data
+
+
+def final_score(report: dict) -> float:
+    """The score a report hands in: as adjusted by course staff, else after the late penalty, else as graded."""
+    if report.get("adjustment"):
+        return report["adjustment"]["final_score"]
+    return report["late"]["final_score"] if report["late"] is not None else report["score"]

@@ -3,28 +3,32 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from grader import __version__
 from grader.compare import describe_where
-from grader.course import Assignment
+from grader.course import Assignment, LatePolicy
 from grader.messages import render
 from grader.report import GroupScore, Late, Report, TestResult, bounded_message, bounded_text
 from grader.results import Outcome, RunResult
 from grader.submission import Submission
 
 
-def late_penalty(assignment: Assignment, submitted_at: datetime | None, score: float) -> Late:
-    """Percent per started day late; past max_days the score is 0. No time known: no penalty, and it says so."""
-    policy = assignment.late
-    due = policy.due.isoformat() if policy.due else None
-    if policy.due is None or submitted_at is None:
-        return Late(submitted_at.isoformat() if submitted_at else None, due, 0, 0.0, score)
-    seconds_late = (submitted_at - policy.due).total_seconds()
-    days = max(0, math.ceil(seconds_late / 86400))
-    past_cutoff = policy.max_days is not None and days > policy.max_days
-    penalty = 0.0 if days == 0 else 100.0 if past_cutoff else min(100.0, days * policy.percent_per_day)
-    return Late(submitted_at.isoformat(), due, days, penalty, round(score * (1 - penalty / 100), 6))
+def late_penalty(policy: LatePolicy, submitted_at: datetime | None, score: float, extra_days: float = 0.0) -> Late:
+    """Percent per started day late. More than max_days late: 0 with after_max_days "zero", else ("cap") the
+    penalty of max_days. No time known: no penalty, and it says so. `extra_days` (a student's extension, from
+    adjustments.csv) moves the due date for this student."""
+    due = policy.due + timedelta(days=extra_days) if policy.due else None
+    if due is None or submitted_at is None:
+        return Late(submitted_at.isoformat() if submitted_at else None, due.isoformat() if due else None, 0, 0.0,
+                    score)
+    days = max(0, math.ceil((submitted_at - due).total_seconds() / 86400))
+    if policy.max_days is not None and days > policy.max_days and policy.after_max_days == "zero":
+        penalty = 100.0
+    else:  # "cap": the days past max_days cost nothing more
+        counted = days if policy.max_days is None else min(days, policy.max_days)
+        penalty = min(100.0, counted * policy.percent_per_day)
+    return Late(submitted_at.isoformat(), due.isoformat(), days, penalty, round(score * (1 - penalty / 100), 6))
 
 
 def test_shares(assignment: Assignment, outcomes: list[Outcome]) -> list[float]:
@@ -94,7 +98,7 @@ def build_report(assignment: Assignment, submission: Submission, run: RunResult,
         groups=groups,
         tests=tests,
         errors=submission_errors(submission, run, lang),
-        late=late_penalty(assignment, submission.submitted_at, score),
+        late=late_penalty(assignment.late, submission.submitted_at, score),
     )
 
 
@@ -123,7 +127,7 @@ def rescore(assignment: Assignment, report: dict, submitted_at: datetime | None)
             "max_score": sum(g.max_score for g in groups),
             "groups": [asdict(g) for g in groups],
             "tests": [{**asdict(t), "feedback": bounded_text(t.feedback)} for t in tests],
-            "late": asdict(late_penalty(assignment, submitted_at, score))}
+            "late": asdict(late_penalty(assignment.late, submitted_at, score))}
 
 
 def submission_summary(submission: Submission) -> dict:
@@ -151,5 +155,5 @@ def error_report(assignment: Assignment, student: str, source: str, reason: str,
         groups=groups,
         tests=[],
         errors=[{"id": reason_id, "message": reason}],
-        late=late_penalty(assignment, None, 0.0),
+        late=late_penalty(assignment.late, None, 0.0),
     )

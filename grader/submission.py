@@ -10,7 +10,7 @@ import re
 import stat
 import zipfile
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path, PurePosixPath
 
 from grader.course import Assignment
@@ -72,15 +72,25 @@ def decode_source(data: bytes, where: str, problems: list[dict]) -> str:
         return data.decode("utf-8", errors="replace")
 
 
-def parse_time(value: object, where: str) -> datetime:
-    """An ISO 8601 time with its zone, e.g. 2026-12-20T23:00:00+08:00; else a one-line SubmissionError."""
+def parse_time(value: object, where: str, zone: tzinfo | None = None) -> datetime:
+    """An ISO 8601 time with its zone, e.g. 2026-12-20T23:00:00+08:00; one without a zone is read in `zone`
+    (`grader batch --timezone`), and without `zone` it is a one-line SubmissionError, as is anything else: a
+    time without a zone is a problem of the collection, which only course staff can settle."""
     try:
         moment = datetime.fromisoformat(value)  # type: ignore[arg-type]
     except (ValueError, TypeError):
         raise SubmissionError(f"{where}: {value!r} is not an ISO 8601 time such as 2026-12-20T23:00:00+08:00") from None
-    if moment.tzinfo is None:
-        raise SubmissionError(f"{where}: {value!r} needs a time zone, e.g. +08:00")
-    return moment
+    return aware(moment, str(value), where, zone)
+
+
+def aware(moment: datetime, text: str, where: str, zone: tzinfo | None) -> datetime:
+    """`moment` (written `text`) with its zone; a naive one read in `zone`, else a SubmissionError naming `where`."""
+    if moment.tzinfo is not None:
+        return moment
+    if zone is None:
+        raise SubmissionError(f"{where}: {text!r} has no time zone: add one (e.g. +08:00) "
+                              "or say how to read such times with --timezone ZONE (e.g. Asia/Shanghai)")
+    return moment.replace(tzinfo=zone)
 
 
 def stamp_path(path: Path) -> Path:
@@ -88,7 +98,7 @@ def stamp_path(path: Path) -> Path:
     return path.with_name((path.name if path.is_dir() else path.stem) + STAMP_SUFFIX)
 
 
-def read_stamp(path: Path) -> datetime | None:
+def read_stamp(path: Path, zone: tzinfo | None = None) -> datetime | None:
     """The submission time from the file beside the submission, written by staff or the collection layer; None
     when there is none. Never read from inside a submission: a student could write it there."""
     stamp = stamp_path(path)
@@ -98,7 +108,7 @@ def read_stamp(path: Path) -> datetime | None:
         value = json.loads(stamp.read_bytes())["submitted_at"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise SubmissionError(f"{stamp}: needs {{\"submitted_at\": \"2026-12-20T23:00:00+08:00\"}} ({exc})") from None
-    return parse_time(value, f"{stamp}: submitted_at")
+    return parse_time(value, f"{stamp}: submitted_at", zone)
 
 
 def files_from_notebook(data: bytes, where: str, wanted: tuple[str, ...], problems: list[dict]) -> tuple[dict, dict]:

@@ -112,14 +112,18 @@ def test_late_penalty_from_gradescope_metadata_and_unknown_times(batch_result):
     assert erin["days_late"] == 2 and erin["penalty_percent"] == 20
     with open(out / "gradebook.csv", newline="", encoding="utf-8") as f:
         rows = {row["student"]: row for row in csv.DictReader(f)}
-    assert rows["bob"]["submitted_at"] == "unknown" and rows["bob"]["penalty_percent"] == "0.0"
+    assert rows["bob"]["submitted_at"] == "" and rows["bob"]["penalty_percent"] == "0.0"  # unknown: empty
+    assert rows["s1001"]["submitted_at"] == "2026-12-22T10:30:00Z"  # in UTC
 
 
 def test_summary_and_dashboard_are_written(batch_result):
     result, out = batch_result
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["students"] == len(result.reports)
-    assert set(summary["errored"]) >= {"empty", "corrupt", "slip"}
+    assert summary["problems"] == ["corrupt", "empty", "mallory", "slip"] and summary["errors"] == []
+    assert summary["statuses"] == {"graded": 5, "problem": 4, "error": 0, "missing": 0}
+    with open(out / "gradebook.csv", newline="", encoding="utf-8") as f:
+        assert {row["student"]: row["status"] for row in csv.DictReader(f)}["empty"] == "problem"
     page = (out / "index.html").read_text(encoding="utf-8")
     assert 'id="histogram"' in page and 'href="students/alice.html"' in page
 

@@ -18,7 +18,7 @@ SECTIONS = {
     "groups.nn": 'functions = { "Neuron.__call__" = 60 }',
     "limits": "call_timeout_s = 2.0\ntotal_timeout_s = 60.0\nmemory_mb = 512\nprocesses = 16\noutput_kb = 64\n"
               "file_size_kb = 1024",
-    "late": 'due = "2026-12-20T23:59:00+08:00"\npercent_per_day = 10\nmax_days = 5',
+    "late": 'due = "2026-12-20T23:59:00+08:00"\npercent_per_day = 10\nmax_days = 5\nafter_max_days = "zero"',
 }
 
 
@@ -39,7 +39,7 @@ def course_with(tmp_path: Path, text: str | bytes, name: str = "micrograd") -> C
 def test_the_course_and_a_complete_file_parse():
     assignment = find_course(ROOT).assignment("micrograd")
     assert assignment.files == ("engine.py", "nn.py", "train.py") and assignment.max_score == 100
-    assert assignment.late == LatePolicy(DUE, 10.0, 5)
+    assert assignment.late == LatePolicy(DUE, 10.0, 5, "zero")
 
 
 def test_a_native_toml_date_time_is_a_due_date_and_a_missing_cutoff_is_none(tmp_path):
@@ -53,7 +53,8 @@ def test_a_native_toml_date_time_is_a_due_date_and_a_missing_cutoff_is_none(tmp_
 
 def test_no_late_table_means_no_penalty_and_whole_floats_are_integers(tmp_path):
     assert course_with(tmp_path / "a", settings(late=None)).assignment("micrograd").late == LatePolicy(None, 0.0, None)
-    late = course_with(tmp_path / "b", settings(late="max_days = 2.0")).assignment("micrograd").late
+    late = course_with(tmp_path / "b", settings(late='max_days = 2.0\nafter_max_days = "cap"')).assignment("micrograd")
+    late = late.late
     assert late.max_days == 2 and isinstance(late.max_days, int)
 
 
@@ -110,12 +111,20 @@ BAD = {
     "due not a date": (settings(late='due = "tomorrow"'), f'{DUE_MUST}, not "tomorrow"'),
     "due in month 13": (settings(late='due = "2026-13-20T23:59:00Z"'), f'{DUE_MUST}, '
                         'not "2026-13-20T23:59:00Z"'),
-    "fractional max_days": (settings(late="max_days = 1.5"),
+    "fractional max_days": (settings(late='max_days = 1.5\nafter_max_days = "zero"'),
                             "late.max_days: must be a whole number >= 0 (default: no cutoff), not 1.5"),
-    "negative max_days": (settings(late="max_days = -1"), "late.max_days: must be a whole number >= 0"),
+    "negative max_days": (settings(late='max_days = -1\nafter_max_days = "zero"'),
+                          "late.max_days: must be a whole number >= 0"),
     "percent a string": (settings(late='percent_per_day = "10"'),
                          'late.percent_per_day: must be a finite number >= 0 (default: 0), not "10"'),
-    "a typo": (settings(late="max_day = 5"), "late.max_day: unknown key (known: due, percent_per_day, max_days)"),
+    "a typo": (settings(late="max_day = 5"),
+               "late.max_day: unknown key (known: due, percent_per_day, max_days, after_max_days)"),
+    "max_days without after_max_days": (settings(late="max_days = 5"), 'late.after_max_days: missing; it must be '
+                                        '"zero" (more than max_days late scores 0) or "cap" (the penalty stops growing '
+                                        'at max_days × percent_per_day); required with max_days'),
+    "after_max_days not zero or cap": (settings(late='max_days = 5\nafter_max_days = "half"'),
+                                       'late.after_max_days: must be "zero" (more than max_days late scores 0) or '
+                                       '"cap"'),
     "an unknown table": (settings(top="[limit]\nmemory_mb = 1"),
                          "limit: unknown key (known: assignment, contract, variants, groups, limits, late)"),
 }
@@ -147,7 +156,7 @@ def test_an_unknown_assignment_lists_the_folders_of_known_ones(tmp_path):
 
 
 def test_the_cli_reports_a_bad_setting_in_one_line(tmp_path):
-    course_with(tmp_path, settings(late="max_days = 1.5"))
+    course_with(tmp_path, settings(late='max_days = 1.5\nafter_max_days = "zero"'))
     bob = ROOT / "submissions" / "micrograd" / "bob_tanh_bug"
     result = CliRunner().invoke(main, ["grade", str(bob), "--course", str(tmp_path)])
     assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
@@ -213,3 +222,26 @@ def test_an_edit_of_one_copy_of_assignment_toml_alone_is_an_error_not_ignored(tm
         course.assignment("micrograd")
     source.write_text(settings(), encoding="utf-8")
     assert course.assignment("micrograd").max_score == 100
+
+
+@pytest.mark.parametrize("after, hours_late, days, penalty", [
+    ("zero", 0, 0, 0.0), ("zero", 1, 1, 10.0), ("zero", 5 * 24, 5, 50.0), ("zero", 5 * 24 + 1, 6, 100.0),
+    ("cap", 5 * 24 + 1, 6, 50.0), ("cap", 40 * 24, 40, 50.0), (None, 40 * 24, 40, 100.0)])
+def test_after_max_days_zero_or_cap(after, hours_late, days, penalty):
+    from datetime import timedelta
+
+    from grader.scoring import late_penalty
+
+    policy = LatePolicy(DUE, 10.0, 5 if after else None, after)
+    late = late_penalty(policy, DUE + timedelta(hours=hours_late), 80.0)
+    assert (late.days_late, late.penalty_percent, late.final_score) == (days, penalty, 80.0 * (1 - penalty / 100))
+
+
+def test_extra_days_move_the_due_date():
+    from datetime import timedelta
+
+    from grader.scoring import late_penalty
+
+    policy = LatePolicy(DUE, 10.0, 5, "zero")
+    late = late_penalty(policy, DUE + timedelta(days=2, hours=1), 50.0, extra_days=2)
+    assert late.days_late == 1 and late.final_score == 45.0 and late.due == (DUE + timedelta(days=2)).isoformat()
