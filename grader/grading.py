@@ -31,7 +31,8 @@ def open_sandbox(assignment: Assignment, files: dict[str, str], *, slot: int = 0
 
 
 def grade_submission(submission: Submission, assignment: Assignment, *, lang: str = "en", seed: int | None = None,
-                     slot: int = 0) -> Report:
+                     slot: int = 0, probe: tuple[str, ...] | None = None) -> Report:
+    """The report of the hidden tests on `submission` (a `probe` runs only some of them: see run_hidden_tests)."""
     started_at, started = datetime.now(timezone.utc), time.perf_counter()
     seed = default_seed(submission) if seed is None else seed
     # The student's sandbox boots while pytest and the reference are imported (~0.15 s), not after.
@@ -42,7 +43,7 @@ def grade_submission(submission: Submission, assignment: Assignment, *, lang: st
     except BaseException:
         sandbox.close()
         raise
-    run = run_hidden_tests(assignment, submission.files, sandbox, seed=seed, slot=slot)
+    run = run_hidden_tests(assignment, submission.files, sandbox, seed=seed, slot=slot, probe=probe)
     report = build_report(assignment, submission, run, seed=seed, lang=lang, started_at=started_at,
                           duration_s=time.perf_counter() - started)
     for problem in run.internal_errors:  # the grader's own bugs: never silent, never the student's fault

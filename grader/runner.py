@@ -85,8 +85,11 @@ def marker_value(item: pytest.Item, name: str, default=None):
 class GradingPlugin:
     """Sets up one run of the hidden tests and records each test's outcome (without pytest's slow reports)."""
 
-    def __init__(self, assignment: Assignment, files: dict[str, str], sandbox: Sandbox, seed: int, slot: int):
+    def __init__(self, assignment: Assignment, files: dict[str, str], sandbox: Sandbox, seed: int, slot: int,
+                 probe: tuple[str, ...] | None = None):
         self.assignment = assignment
+        self.probe = probe
+        self.probe_stopped = False  # pytest ends a run it was asked to stop as INTERRUPTED
         self.files = files
         self.slot = slot
         self.sandbox = sandbox
@@ -139,6 +142,9 @@ class GradingPlugin:
         self.collection_errors += scoring_problems(self.assignment, items)
         if self.collection_errors:
             items.clear()  # a course that cannot be scored grades no one
+        if self.probe is not None:
+            order = {name: i for i, name in enumerate(self.probe)}
+            items[:] = sorted((item for item in items if item.name in order), key=lambda item: order[item.name])
         # Tests that may run on a variant go last: a submission's sandboxes then switch (a process start each
         # time) fewer times. Every test's inputs depend on its own id only, so the order changes no verdict.
         items.sort(key=lambda item: "fallback" in getattr(item, "fixturenames", ()))
@@ -158,7 +164,10 @@ class GradingPlugin:
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport:
         failed = call.excinfo is not None
         if call.when == "call" or (failed and call.when == "setup"):
-            self.outcomes.append(self.outcome(item, call))
+            outcome = self.outcome(item, call)
+            self.outcomes.append(outcome)
+            if self.probe is not None and outcome.status != "passed" and outcome.weight > 0:
+                item.session.shouldstop = self.probe_stopped = True
         longrepr = ("", 0, "failed") if failed else None
         # call.when is never "collect" in makereport, but CallInfo's type allows it.
         return pytest.TestReport(item.nodeid, item.location, {}, "failed" if failed else "passed", longrepr,
@@ -278,17 +287,20 @@ def forget_other_hidden_tests(autotests: Path) -> None:
 
 
 def run_hidden_tests(assignment: Assignment, files: dict[str, str], sandbox: Sandbox, *, seed: int,
-                     slot: int = 0) -> RunResult:
-    """Run every hidden test of `assignment` on one submission's files, whose sandbox this takes over (and closes)."""
+                     slot: int = 0, probe: tuple[str, ...] | None = None) -> RunResult:
+    """Run every hidden test of `assignment` on one submission's files, whose sandbox this takes over (and closes).
+
+    A `probe` (for `grader selftest`) runs only the tests it names, in its order, and stops at the first one
+    that loses points: it answers "does this lose points?", and its report is no grade."""
     autotests = assignment.autotests_dir.resolve()
     forget_other_hidden_tests(autotests)
-    plugin = GradingPlugin(assignment, files, sandbox, seed, slot)
+    plugin = GradingPlugin(assignment, files, sandbox, seed, slot, probe)
     try:
         args = [str(autotests), "-c", str(autotests / "pytest.ini"), "--rootdir", str(autotests), *PYTEST_ARGS]
         code = pytest.main(args, plugins=[plugin, grader.testing])
         if plugin.interrupted:
             raise KeyboardInterrupt  # pytest swallowed a Ctrl-C: stop here, a partial run must not become a report
-        if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) and not plugin.probe_stopped:
             name = code.name if isinstance(code, pytest.ExitCode) else f"exit code {code}"
             why = plugin.collection_errors[0] if plugin.collection_errors else name
             raise GradingError(f"the hidden tests did not run: {why}")

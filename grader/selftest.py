@@ -57,7 +57,7 @@ class Bug:
 class MutantResult:
     mutant: Mutant
     status: str  # killed (under every seed) | survived (under some seed) | equivalent | error
-    lost: dict[str, float]  # group -> points lost, under the seed where it lost least
+    lost: dict[str, float]  # group -> points lost under the first seed
     detail: str = ""  # the first failing test, or what went wrong
     escaped: list[int] = field(default_factory=list)  # the seeds under which it kept full marks
 
@@ -292,7 +292,8 @@ def run_selftest(course: Course, assignment: Assignment | str, jobs: int, execut
 
     The reference and the catalogue are graded under every seed. A mutant is graded under the first; one that
     lost points there in a test without random inputs (no `rng`) loses them under every seed, since the seed
-    reaches a test only through `rng`; the others are graded under every seed.
+    reaches a test only through `rng`. The others are probed under each other seed: only the tests with random
+    inputs run (the rest passed, whatever the seed), until one loses points.
     `functions` (fnmatch patterns such as "Value.tanh*") keeps only the mutants of matching functions and
     `bugs` only the named catalogue entries: both for quick runs; None means all.
     """
@@ -317,8 +318,10 @@ def run_selftest(course: Course, assignment: Assignment | str, jobs: int, execut
             raise SelftestError(f"{CATALOGUE}: no bug named {', '.join(sorted(unknown))}")
         catalogue = [b for b in catalogue if b.name in wanted]
 
-    def task(student: str, submission: dict[str, str], seed: int) -> GradeTask:
-        return GradeTask(student, str(course.root), name, files=tuple(sorted(submission.items())), seed=seed)
+    def task(student: str, submission: dict[str, str], seed: int,
+             probe: tuple[str, ...] | None = None) -> GradeTask:
+        return GradeTask(student, str(course.root), name, files=tuple(sorted(submission.items())), seed=seed,
+                         probe=probe)
 
     bug_results: list[BugResult] = []
     buggy: dict[str, tuple[Bug, dict[str, str]]] = {}
@@ -331,11 +334,16 @@ def run_selftest(course: Course, assignment: Assignment | str, jobs: int, execut
     tasks = {(key, seed): task(key, submission, seed) for key, submission in everyone.items() for seed in seed_list}
     tasks.update({(f"mutant-{m.id}", seed_list[0]): task(f"mutant-{m.id}", m.files, seed_list[0]) for m in mutants})
     reports = grade_all(tasks, jobs, executor, progress)
-    if len(seed_list) > 1:  # the mutants whose kill may depend on the seed, under the other seeds
+    if len(seed_list) > 1:  # the mutants whose kill may depend on the seed, probed under the other seeds
         seeded = seeded_tests(assignment)
-        again = [m for m in mutants if not killed_without_rng(reports[(f"mutant-{m.id}", seed_list[0])][0], seeded)]
-        reports.update(grade_all({(f"mutant-{m.id}", seed): task(f"mutant-{m.id}", m.files, seed)
-                                  for m in again for seed in seed_list[1:]}, jobs, executor, progress))
+        probes: dict[Key, GradeTask] = {}
+        for mutant in mutants:
+            key = f"mutant-{mutant.id}"
+            first = reports[(key, seed_list[0])][0]
+            if first is not None and points_lost(first) and not killed_without_rng(first, seeded):
+                probe = seed_probe(first, seeded)
+                probes.update({(key, seed): task(key, mutant.files, seed, probe) for seed in seed_list[1:]})
+        reports.update(grade_all(probes, jobs, executor, progress))
 
     def under_each_seed(key: str) -> dict[int, tuple[dict | None, str]]:
         return {seed: reports[(key, seed)] for seed in seed_list if (key, seed) in reports}
@@ -355,18 +363,26 @@ def run_selftest(course: Course, assignment: Assignment | str, jobs: int, execut
                           time.perf_counter() - started, seed_list)
 
 
-def seeded_tests(assignment: Assignment) -> set[str]:
-    """The names of the hidden tests that take random inputs (their fixtures include `rng`)."""
+def seed_probe(report: dict, seeded: list[str]) -> tuple[str, ...]:
+    """The tests whose outcome another seed may change (the others passed, or the mutant would be killed under
+    every seed), those that lost points under the first seed first: a probe under another seed stops at the
+    first loss, which is then most likely the first test it runs."""
+    lost = {t["name"] for t in report["tests"] if t["status"] != "passed" and t["max_score"] > POINT_TOLERANCE}
+    return tuple(sorted(seeded, key=lambda name: name not in lost))
+
+
+def seeded_tests(assignment: Assignment) -> list[str]:
+    """The names of the hidden tests that take random inputs (their fixtures include `rng`), in run order."""
     import pytest
 
     import grader.testing
     from grader.runner import PYTEST_ARGS, forget_other_hidden_tests
 
     class Names:
-        seeded: set[str] = set()
+        seeded: list[str] = []
 
         def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-            self.seeded = {item.name for item in items if "rng" in getattr(item, "fixturenames", ())}
+            self.seeded = [item.name for item in items if "rng" in getattr(item, "fixturenames", ())]
 
     autotests = assignment.autotests_dir.resolve()
     forget_other_hidden_tests(autotests)
@@ -376,7 +392,7 @@ def seeded_tests(assignment: Assignment) -> set[str]:
     return names.seeded
 
 
-def killed_without_rng(report: dict | None, seeded: set[str]) -> bool:
+def killed_without_rng(report: dict | None, seeded: list[str]) -> bool:
     """Whether the report lost points in a test whose inputs do not depend on the seed."""
     return report is not None and not internal_errors(report) and any(
         t["status"] != "passed" and t["max_score"] > POINT_TOLERANCE and t["name"] not in seeded
@@ -391,8 +407,8 @@ def judge_mutant_over_seeds(mutant: Mutant, graded: dict[int, tuple[dict | None,
     if errors:
         return errors[0]
     escaped = [seed for seed, v in verdicts.items() if v.status != "killed"]
-    if not escaped:
-        return min(verdicts.values(), key=lambda v: sum(v.lost.values()))
+    if not escaped:  # the first seed's report is whole; the others may be probes, which stop at a first loss
+        return verdicts[min(verdicts)]
     if len(escaped) == len(verdicts):
         return MutantResult(mutant, verdicts[escaped[0]].status, {}, verdicts[escaped[0]].detail, escaped)
     return MutantResult(mutant, "survived", {}, f"keeps full marks under seed(s) {', '.join(map(str, escaped))}, "

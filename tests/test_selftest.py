@@ -343,6 +343,18 @@ def test_a_mutant_killed_under_some_seeds_only_survives_and_the_weakest_seed_is_
 
 def test_a_kill_by_a_test_without_random_inputs_holds_under_every_seed():
     lost = {**CAUGHT, "tests": [{**CAUGHT["tests"][0], "max_score": 2.0}]}
-    assert killed_without_rng(lost, seeded=set())
-    assert not killed_without_rng(lost, seeded={"test_0"})  # its inputs came from the seed: grade the others
-    assert not killed_without_rng({**lost, "tests": [{**lost["tests"][0], "max_score": 0.0}]}, seeded=set())
+    assert killed_without_rng(lost, seeded=[])
+    assert not killed_without_rng(lost, seeded=["test_0"])  # its inputs came from the seed: grade the others
+    assert not killed_without_rng({**lost, "tests": [{**lost["tests"][0], "max_score": 0.0}]}, seeded=[])
+
+
+def test_a_probe_runs_only_its_tests_in_its_order_and_stops_at_the_first_loss():
+    from grader.parallel import GradeTask, grade_task
+
+    buggy = apply_bug(FILES, Bug("tanh", "engine.py", "(1 - t ** 2)", "(1 - t)", "ops", "Value.tanh"))
+    probe = ("test_exp_backward_matches_reference", "test_tanh_backward_matches_reference",
+             "test_log_backward_matches_reference")
+    with deadline(60):
+        report = grade_task(GradeTask("probe", str(ROOT), "micrograd", files=tuple(sorted(buggy.items())), seed=3,
+                                      probe=probe))
+    assert [(t["name"], t["status"]) for t in report["tests"]] == [(probe[0], "passed"), (probe[1], "failed")]
