@@ -175,7 +175,7 @@ def test_ctrl_c_stops_at_once_keeps_what_is_graded_and_resume_finishes(batch):
     # the class files show who is graded; the others got no report (they are not errors)
     assert gradebook_students(batch.out) == ["alice1", "alice2"]
     summary = json.loads((batch.out / "summary.json").read_text(encoding="utf-8"))
-    assert summary["students"] == 2 and summary["errored"] == []
+    assert summary["students"] == 2 and summary["errors"] == [] and summary["problems"] == []
     assert 'href="students/alice1.html"' in (batch.out / "index.html").read_text(encoding="utf-8")
     assert sorted(p.name for p in (batch.out / "students").iterdir()) == [
         "alice1.html", "alice1.json", "alice2.html", "alice2.json"]
