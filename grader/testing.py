@@ -67,7 +67,8 @@ def _run(request: pytest.FixtureRequest) -> GradingRun:
 def pytest_configure(config: pytest.Config) -> None:
     for marker in ("group(name): the assignment.toml group whose points this test shares",
                    "covers(function): the student function the test is about, e.g. Value.tanh",
-                   "weight(w): this test's share of its group's points (default 1)"):
+                   "weight(w): this test's share of its group's points (default 1)",
+                   "given(function): the test is about given code built on the covered function"):
         config.addinivalue_line("markers", marker)
 
 

@@ -83,6 +83,39 @@ def test_backward_on_a_diamond(student, reference):
     check_backward(student, reference, nodes)
 
 
+# h is computed from x and used by both a and b. Its `_backward` must run exactly once, after a and b have both
+# passed their gradient to it: without a visited set (iterative or recursive), or recursing along every path,
+# it runs twice; in preorder (depth-first, a node before what it was computed from is done) it runs before its
+# second parent has contributed, whichever parent is explored first.
+SHARED_INTERIOR = [
+    {"data": 0.5, "children": []},                     # 0: x
+    {"data": 1.0, "children": [[0, 2.0]]},             # 1: h = f(x), shared
+    {"data": 2.0, "children": [[1, 1.5]]},             # 2: a = g(h)
+    {"data": 3.0, "children": [[1, -0.5]]},            # 3: b = k(h)
+    {"data": 4.0, "children": [[2, 1.25], [3, 3.0]]},  # 4: out = m(a, b)
+]
+
+# h reaches the output directly, through d, and through two more nodes (c, then b). Breadth-first order runs h's
+# `_backward` one level below the output, before the long path has passed anything to it; preorder runs it
+# before b or before d, whichever child of the output it explores first (whatever order the sets hold).
+UNEQUAL_PATHS_TO_AN_INTERIOR_NODE = [
+    {"data": 0.5, "children": []},                                 # 0: x
+    {"data": 1.0, "children": [[0, 2.0]]},                         # 1: h = f(x)
+    {"data": 1.5, "children": [[1, -1.5]]},                        # 2: b = g(h)
+    {"data": 2.0, "children": [[2, 0.5]]},                         # 3: c = k(b)
+    {"data": 2.5, "children": [[1, 1.25]]},                        # 4: d = l(h)
+    {"data": 3.0, "children": [[3, 3.0], [1, 0.75], [4, -0.5]]},  # 5: out = m(c, h, d)
+]
+
+
+def test_backward_visits_a_shared_node_once(student, reference):
+    check_backward(student, reference, SHARED_INTERIOR)
+
+
+def test_backward_waits_for_every_path_to_an_interior_node(student, reference):
+    check_backward(student, reference, UNEQUAL_PATHS_TO_AN_INTERIOR_NODE)
+
+
 def test_backward_with_paths_of_unequal_length(student, reference):
     # x reaches the output directly and through three intermediate nodes.
     nodes = [
@@ -115,6 +148,22 @@ def test_a_second_backward_call_accumulates(student, reference):
     check_backward(student, reference, nodes, calls=2)
 
 
-@pytest.mark.parametrize("graph", range(4))
-def test_backward_on_random_graphs_with_shared_nodes(student, reference, rng, graph):
-    check_backward(student, reference, random_dag(rng, size=10 + 5 * graph))
+# Every trap at once, in one graph: a shared interior node, unequal paths to an interior node, a value used twice
+# by one operation, a leaf feeding nodes at three depths.
+TRAPS = [
+    {"data": 0.5, "children": []},                                # 0: x
+    {"data": -1.0, "children": []},                               # 1: y
+    {"data": 1.0, "children": [[0, 2.0], [1, -0.5]]},             # 2: h = f(x, y), shared by 3, 4 and 7
+    {"data": 1.5, "children": [[2, 1.5], [2, 1.5]]},              # 3: like h * h
+    {"data": 2.0, "children": [[2, -0.75], [0, 1.25]]},           # 4
+    {"data": 2.5, "children": [[4, 0.5]]},                        # 5
+    {"data": 3.0, "children": [[5, -2.0], [3, 0.25]]},           # 6
+    {"data": 3.5, "children": [[6, 1.5], [2, 0.4], [0, -1.0]]},   # 7: the output
+]
+
+
+def test_backward_on_graphs_with_shared_nodes(student, reference, rng):
+    """A fixed graph with every trap, then random ones (extra cases: no known bug is caught by them alone)."""
+    check_backward(student, reference, TRAPS)
+    for size in (10, 15, 20, 25):
+        check_backward(student, reference, random_dag(rng, size=size))
