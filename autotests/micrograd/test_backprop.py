@@ -36,6 +36,8 @@ def describe(nodes):
 def diagnose(nodes, got, want, calls):
     """Why the gradients differ, from the log of which `_backward` ran when."""
     root = len(nodes) - 1
+    if len(got["grads"]) != len(nodes):  # only student code that tampered with the harness replies so
+        raise Feedback("backward_wrong", node=root, expected=want["grads"][root], got=got["grads"][-1:])
     if not close(got["grads"][root], want["grads"][root]):
         raise Feedback("backward_seed", expected=want["grads"][root], got=got["grads"][root])
     wrong = next(i for i in range(len(nodes)) if not close(got["grads"][i], want["grads"][i]))
