@@ -9,6 +9,7 @@ only thing that catches a known bug.
 from __future__ import annotations
 
 import signal
+import warnings
 from concurrent.futures import as_completed
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,3 +66,32 @@ def test_a_backprop_bug_loses_the_same_points_under_every_seed(losses, bug):
     escaped = [seed for seed, groups in lost.items() if "backprop" not in groups]
     assert not escaped, f"{bug!r} loses no points in backprop under seeds {escaped}: {lost}"
     assert len({round(groups["backprop"], 6) for groups in lost.values()}) == 1, f"{bug!r}: {lost}"
+
+
+def test_the_fixed_training_requests_of_micrograd_classify_are_telling():
+    """The fixed requests of the early-stopping tests stop early with room, so that stopping one epoch late or
+    early and restoring the last parameters always show, whatever the seed."""
+    import importlib.util
+
+    from grader.runner import reference_code
+
+    assignment = COURSE.assignment("micrograd-classify")
+    path = assignment.autotests_dir / "test_classify.py"
+    spec = importlib.util.spec_from_file_location("_classify_hidden_tests", path)
+    assert spec is not None and spec.loader is not None
+    hidden = importlib.util.module_from_spec(spec)
+    with warnings.catch_warnings():  # its markers are registered by the grader's plugin, not in this session
+        warnings.simplefilter("ignore", pytest.PytestUnknownMarkWarning)
+        spec.loader.exec_module(hidden)
+    reference = reference_code(assignment, [])
+    for patience in (1, 2, 3):
+        request = hidden.telling_request(reference, hidden.fixed(f"patience {patience}"), hidden.stops_early_with_room,
+                                         sizes=[2, 3, 2], epochs=12, lr=2.5, patience=patience, n_train=4, n_val=3)
+        assert hidden.stops_early_with_room(reference.call("train", **request), request), patience
+
+    def restores_something(want, _):
+        return want["best_epoch"] < len(want["val_loss"]) - 1
+
+    request = hidden.telling_request(reference, hidden.fixed("no patience"), restores_something, sizes=[2, 3, 2],
+                                     epochs=6, lr=2.5, n_train=4, n_val=3)
+    assert restores_something(reference.call("train", **request), request)
