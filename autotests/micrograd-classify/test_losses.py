@@ -82,7 +82,7 @@ def test_bce_is_stable_for_large_logits(student, reference, rng):
 @pytest.mark.weight(0.5)
 def test_bce_accepts_a_plain_number(student, reference, rng):
     # Both branches and both labels, then an extra, random case.
-    for z, y in [(1.5, 1), (2.5, 0), (-2.0, 0), (-1.0, 1), (logit(rng), rng.choice([0, 1]))]:
+    for z, y in [(1.5, 1), (2.5, 0), (-2.0, 0), (-1.5, 1), (logit(rng), rng.choice([0, 1]))]:
         got, want = check_plain_numbers(student, reference, "bce", f"z = {z} (a float), y = {y}", z=z, y=y,
                                         as_number=True)
         if not close(got["data"], want["data"]):
