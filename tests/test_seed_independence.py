@@ -94,9 +94,9 @@ def test_the_fixed_training_requests_of_micrograd_classify_are_telling():
     for name, settings in [("multi-class", {"sizes": [2, 3, 2], "epochs": 5, "n_train": 5, "n_val": 4}),
                            ("one output", {"sizes": [2, 3, 1], "epochs": 5, "n_train": 5, "n_val": 4}),
                            ("l2", {"sizes": [2, 3, 2], "epochs": 4, "lam": 0.05, "n_train": 5, "n_val": 4}),
-                           ("dropout", {"sizes": [2, 3, 3, 2], "epochs": 3, "dropout_p": 0.25, "n_train": 4,
+                           ("dropout", {"sizes": [2, 3, 3, 2], "epochs": 4, "dropout_p": 0.25, "n_train": 4,
                                         "n_val": 3}),
                            ("no patience", {"sizes": [2, 3, 2], "epochs": 6, "lr": 2.5, "n_train": 4, "n_val": 3})]:
-        request = hidden.telling_request(reference, hidden.fixed(name), hidden.best_in_the_middle, attempts=40,
+        request = hidden.telling_request(reference, hidden.fixed(name), hidden.best_in_the_middle, attempts=60,
                                          **settings)
         assert hidden.best_in_the_middle(reference.call("train", **request), request), name
