@@ -55,34 +55,44 @@ def check_dropout(student, reference, p, x, seed, single=False):
         raise Feedback("dropout_gradient", function="Dropout.__call__", p=p, expected=want["grads"], got=got["grads"])
 
 
+def first_seed(wanted, start=0):
+    """The first seed from `start` whose draws have the property `wanted` (a deterministic choice)."""
+    return next(seed for seed in range(start, start + 10_000) if wanted(seed))
+
+
+FIXED_ELEMENTS = [1.5, -0.75, 2.25, -2.0, 0.5, 3.0, -1.25, 0.8]
+
+
 @pytest.mark.covers("Dropout.__call__")
 @pytest.mark.parametrize("p", [0.25, 0.5])
 def test_dropout_draw_order_keep_rule_and_scaling(student, reference, rng, p):
-    for _ in range(4):  # seeds where some elements are kept and some dropped
-        seed = rng.randrange(10 ** 6)
-        if 0 < sum(d >= p for d in draws_of(seed, 8)) < 8:
-            break
+    def mixed(seed):  # some elements kept and some dropped
+        return 0 < sum(d >= p for d in draws_of(seed, 8)) < 8
+
+    check_dropout(student, reference, p, FIXED_ELEMENTS, first_seed(mixed))
+    seed = rng.randrange(10 ** 6)  # an extra, random case
     check_dropout(student, reference, p, elements(rng, 8), seed)
 
 
 @pytest.mark.covers("Dropout.__call__")
 def test_dropout_keeps_an_element_whose_draw_equals_p(student, reference, rng):
     """p is one of the draws itself (the median of 7), so that `>= p` and `> p` differ on that element."""
-    seed = rng.randrange(10 ** 6)
-    p = sorted(draws_of(seed, 7))[3]
-    check_dropout(student, reference, p, elements(rng, 7), seed)
+    for seed, x in ((2024, FIXED_ELEMENTS[:7]), (rng.randrange(10 ** 6), elements(rng, 7))):  # then a random case
+        check_dropout(student, reference, sorted(draws_of(seed, 7))[3], x, seed)
 
 
 @pytest.mark.covers("Dropout.__call__")
 def test_dropout_of_a_single_value(student, reference, rng):
-    check_dropout(student, reference, 0.3, elements(rng, 1), rng.randrange(10 ** 6), single=True)
+    kept, dropped = first_seed(lambda s: draws_of(s, 1)[0] >= 0.3), first_seed(lambda s: draws_of(s, 1)[0] < 0.3)
+    for seed, x in ((kept, [1.5]), (dropped, [-0.75]), (rng.randrange(10 ** 6), elements(rng, 1))):
+        check_dropout(student, reference, 0.3, x, seed, single=True)
 
 
 @pytest.mark.covers("Dropout.__call__")
 @pytest.mark.parametrize("p, training", [(0.5, False), (0.0, True)])
-def test_dropout_off_returns_x_and_draws_nothing(student, reference, rng, p, training):
-    x = elements(rng, 5)
-    got, want = student.call_beside(reference, "dropout", p=p, x=x, training=training, seed=rng.randrange(10 ** 6))
+def test_dropout_off_returns_x_and_draws_nothing(student, reference, p, training):
+    x = FIXED_ELEMENTS[:5]
+    got, want = student.call_beside(reference, "dropout", p=p, x=x, training=training, seed=7)
     if got["draws"] != 0:
         raise Feedback("dropout_off_draws", function="Dropout.__call__", p=p, training=training, got=got["draws"])
     if not got["form_kept"] or not all_close(got["out"], x) or not all_close(got["grads"], want["grads"]):
@@ -277,27 +287,53 @@ def telling_request(reference, rng, want_ok, attempts=12, **settings):
 
 
 # ---------------------------------------------------------------------- train_classifier: tests
+#
+# Each test runs a fixed request (made from a Random of its own fixed seed, so the same whatever the report's
+# seed) and then an extra, random one: every known mistake is caught by the fixed one. The fixed requests
+# without patience have their best epoch neither first nor last, so that a restore or a stop where none belongs,
+# and a best_epoch or best loss that is not kept up to date, always show.
+
+
+def fixed(name):
+    return random.Random(f"fixed request: {name}")
+
+
+def best_in_the_middle(want, request):
+    """The best epoch is neither the first nor the last, and an epoch before the last does not improve."""
+    losses = want["val_loss"]
+    worse_before_the_end = any(losses[e] >= min(losses[:e]) for e in range(1, len(losses) - 1))
+    return 0 < want["best_epoch"] < len(losses) - 1 and worse_before_the_end
+
+
+def requests(reference, rng, name, **settings):
+    """The test's fixed request (its best epoch neither the first nor the last), then a random one."""
+    return [telling_request(reference, fixed(name), best_in_the_middle, attempts=60, **settings),
+            train_request(rng, **settings)]
 
 
 @pytest.mark.covers("train_classifier")
 def test_train_classifier_matches_reference(student, reference, rng):
-    check_train(student, reference, train_request(rng, [2, 3, 2], epochs=5, n_train=5, n_val=4))
+    for request in requests(reference, rng, "multi-class", sizes=[2, 3, 2], epochs=5, n_train=5, n_val=4):
+        check_train(student, reference, request)
 
 
 @pytest.mark.covers("train_classifier")
 def test_train_classifier_with_one_output_uses_bce(student, reference, rng):
-    check_train(student, reference, train_request(rng, [2, 3, 1], epochs=5, n_train=5, n_val=4))
+    for request in requests(reference, rng, "one output", sizes=[2, 3, 1], epochs=5, n_train=5, n_val=4):
+        check_train(student, reference, request)
 
 
 @pytest.mark.covers("train_classifier")
 def test_train_loss_includes_l2_and_val_loss_does_not(student, reference, rng):
-    check_train(student, reference, train_request(rng, [2, 3, 2], epochs=4, lam=0.05, n_train=5, n_val=4))
+    for request in requests(reference, rng, "l2", sizes=[2, 3, 2], epochs=4, lam=0.05, n_train=5, n_val=4):
+        check_train(student, reference, request)
 
 
 @pytest.mark.covers("train_classifier")
 def test_train_with_dropout_on_every_layer_but_the_last(student, reference, rng):
-    check_train(student, reference, train_request(rng, [2, 3, 3, 2], epochs=3, dropout_p=0.25, n_train=4,
-                                                  n_val=3))
+    for request in requests(reference, rng, "dropout", sizes=[2, 3, 3, 2], epochs=4, dropout_p=0.25, n_train=4,
+                            n_val=3):
+        check_train(student, reference, request)
 
 
 def stops_early_with_room(want, request):
@@ -308,9 +344,10 @@ def stops_early_with_room(want, request):
 @pytest.mark.covers("train_classifier")
 @pytest.mark.parametrize("patience", [1, 2, 3])
 def test_early_stopping_stops_at_best_epoch_plus_patience_and_restores_the_best(student, reference, rng, patience):
-    request = telling_request(reference, rng, stops_early_with_room, sizes=[2, 3, 2], epochs=12, lr=2.5,
-                              patience=patience, n_train=4, n_val=3)
-    check_train(student, reference, request)
+    for source in (fixed(f"patience {patience}"), rng):
+        request = telling_request(reference, source, stops_early_with_room, sizes=[2, 3, 2], epochs=12, lr=2.5,
+                                  patience=patience, n_train=4, n_val=3)
+        check_train(student, reference, request)
 
 
 @pytest.mark.covers("train_classifier")
@@ -318,12 +355,14 @@ def test_early_stopping_stops_at_best_epoch_plus_patience_and_restores_the_best(
 def test_equal_val_losses_are_no_improvement(student, reference, rng, patience):
     """lr = 0: the parameters never change, so every val_loss is the same as the first; best_epoch stays 0 and,
     with patience, the run stops after epoch `patience`."""
-    check_train(student, reference, train_request(rng, [2, 2, 2], epochs=4, lr=0.0, patience=patience, n_train=3,
-                                                  n_val=2))
+    for source in (fixed(f"equal val_loss {patience}"), rng):
+        check_train(student, reference, train_request(source, [2, 2, 2], epochs=4, lr=0.0, patience=patience,
+                                                      n_train=3, n_val=2))
 
 
 @pytest.mark.covers("train_classifier")
 def test_without_patience_every_epoch_runs_and_nothing_is_restored(student, reference, rng):
-    request = telling_request(reference, rng, lambda want, _: want["best_epoch"] < len(want["val_loss"]) - 1,
-                              sizes=[2, 3, 2], epochs=6, lr=2.5, n_train=4, n_val=3)
-    check_train(student, reference, request)
+    settings = {"sizes": [2, 3, 2], "epochs": 6, "lr": 2.5, "n_train": 4, "n_val": 3}
+    for request in (telling_request(reference, fixed("no patience"), best_in_the_middle, attempts=60, **settings),
+                    telling_request(reference, rng, best_in_the_middle, **settings)):
+        check_train(student, reference, request)

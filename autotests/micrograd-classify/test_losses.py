@@ -81,7 +81,8 @@ def test_bce_is_stable_for_large_logits(student, reference, rng):
 @pytest.mark.covers("bce_with_logits")
 @pytest.mark.weight(0.5)
 def test_bce_accepts_a_plain_number(student, reference, rng):
-    for z, y in [(logit(rng), rng.choice([0, 1])), (-abs(logit(rng)) - 0.5, 1)]:  # both branches
+    # Both branches and both labels, then an extra, random case.
+    for z, y in [(1.5, 1), (2.5, 0), (-2.0, 0), (-1.5, 1), (logit(rng), rng.choice([0, 1]))]:
         got, want = check_plain_numbers(student, reference, "bce", f"z = {z} (a float), y = {y}", z=z, y=y,
                                         as_number=True)
         if not close(got["data"], want["data"]):
@@ -109,7 +110,10 @@ def check_softmax(student, reference, logits, upstream, extreme=False):
 
 @pytest.mark.covers("softmax")
 def test_softmax_values_and_gradients(student, reference, rng):
-    for size in (2, 3, 5):
+    check_softmax(student, reference, [1.0, -0.5, 2.0], [0.7, -1.2, 0.4])
+    check_softmax(student, reference, [0.3, 0.3], [1.5, -0.5])
+    check_softmax(student, reference, [0.0, 2.5, -1.5, 0.5, 1.0], [1.0, 0.5, -2.0, 0.25, -0.75])
+    for size in (2, 3, 5):  # extra, random cases
         logits = [logit(rng) for _ in range(size)]
         upstream = [round(rng.uniform(-2, 2), 3) for _ in range(size)]
         check_softmax(student, reference, logits, upstream)
@@ -117,8 +121,8 @@ def test_softmax_values_and_gradients(student, reference, rng):
 
 
 @pytest.mark.covers("softmax")
-def test_softmax_is_stable_for_large_logits(student, reference, rng):
-    upstream = [round(rng.uniform(-2, 2), 3) for _ in range(3)]
+def test_softmax_is_stable_for_large_logits(student, reference):
+    upstream = [0.7, -1.2, 0.4]
     for logits in ([1000.0, -1000.0, 999.0], [-1000.0, -1000.0, -999.5], [800.0, 0.0, 799.0],
                    [-800.0, -801.0, -1000.0]):
         check_softmax(student, reference, logits, upstream, extreme=True)
@@ -127,7 +131,11 @@ def test_softmax_is_stable_for_large_logits(student, reference, rng):
 @pytest.mark.covers("softmax")
 @pytest.mark.weight(0.5)
 def test_softmax_accepts_plain_numbers(student, reference, rng):
-    logits = [logit(rng) for _ in range(3)]
+    for logits in ([0.5, -1.0, 2.0], [logit(rng) for _ in range(3)]):  # fixed, then an extra, random case
+        check_softmax_of_numbers(student, reference, logits)
+
+
+def check_softmax_of_numbers(student, reference, logits):
     got, want = check_plain_numbers(student, reference, "softmax", f"logits = {logits} (floats)", logits=logits,
                                     upstream=[1.0, 1.0, 1.0], as_numbers=True)
     if not all_close(got["data"], want["data"]):
@@ -158,24 +166,30 @@ def check_cross_entropy(student, reference, logits, label, extreme=False):
 
 @pytest.mark.covers("cross_entropy")
 def test_cross_entropy_value_and_gradients(student, reference, rng):
-    for size in (2, 3, 4):
+    check_cross_entropy(student, reference, [2.0, -1.0, 0.5], 1)
+    check_cross_entropy(student, reference, [0.3, -0.2], 0)
+    check_cross_entropy(student, reference, [1.5, 0.5, -0.5, 2.5], 3)
+    for size in (2, 3, 4):  # extra, random cases
         logits = [logit(rng) for _ in range(size)]
         check_cross_entropy(student, reference, logits, rng.randrange(size))
     check_cross_entropy(student, reference, [0.0, 0.0, 0.0], 2)
 
 
 @pytest.mark.covers("cross_entropy")
-def test_cross_entropy_is_stable_for_large_logits(student, reference, rng):
+def test_cross_entropy_is_stable_for_large_logits(student, reference):
     for logits in ([1000.0, -1000.0, 999.0], [-1000.0, -1000.0], [750.0, 0.0, -750.0]):
-        check_cross_entropy(student, reference, logits, rng.randrange(len(logits)), extreme=True)
-        check_cross_entropy(student, reference, logits, 0, extreme=True)
+        for label in range(len(logits)):  # every label: the likeliest and the most unlikely ones
+            check_cross_entropy(student, reference, logits, label, extreme=True)
 
 
 @pytest.mark.covers("cross_entropy")
 @pytest.mark.weight(0.5)
 def test_cross_entropy_accepts_plain_numbers(student, reference, rng):
-    logits = [logit(rng) for _ in range(3)]
-    label = rng.randrange(3)
+    for logits, label in (([0.5, -1.0, 2.0], 1), ([logit(rng) for _ in range(3)], rng.randrange(3))):
+        check_cross_entropy_of_numbers(student, reference, logits, label)  # fixed, then an extra, random case
+
+
+def check_cross_entropy_of_numbers(student, reference, logits, label):
     got, want = check_plain_numbers(student, reference, "cross_entropy", f"logits = {logits} (floats)",
                                     logits=logits, label=label, as_numbers=True)
     if not close(got["data"], want["data"]):
@@ -195,7 +209,9 @@ def check_accuracy(student, reference, rows, labels, message_id):
 
 @pytest.mark.covers("accuracy")
 def test_accuracy_of_distinct_logits(student, reference, rng):
-    rows = [[logit(rng) for _ in range(3)] for _ in range(6)]
+    rows = [[0.5, -1.0, 2.0], [3.0, 1.0, -2.0], [-0.5, 0.25, 0.0], [1.5, 2.5, -3.5]]
+    check_accuracy(student, reference, rows, [2, 0, 2, 1], "accuracy_wrong")  # 3 of 4 right
+    rows = [[logit(rng) for _ in range(3)] for _ in range(6)]  # an extra, random case
     labels = [rng.randrange(3) for _ in rows]
     labels[0] = max(range(3), key=rows[0].__getitem__)  # at least one right
     check_accuracy(student, reference, rows, labels, "accuracy_wrong")
@@ -203,14 +219,14 @@ def test_accuracy_of_distinct_logits(student, reference, rng):
 
 @pytest.mark.covers("accuracy")
 def test_accuracy_ties_go_to_the_first_largest(student, reference, rng):
-    top = logit(rng)
-    rows = [[top, top, top - 1], [top - 1, top, top], [top, top - 2, top], [top - 1, top, top - 2]]
-    check_accuracy(student, reference, rows, [0, 1, 0, 1], "accuracy_ties")
-    check_accuracy(student, reference, rows, [1, 2, 2, 1], "accuracy_ties")
+    for top in (0.5, logit(rng)):  # fixed, then an extra, random case
+        rows = [[top, top, top - 1], [top - 1, top, top], [top, top - 2, top], [top - 1, top, top - 2]]
+        check_accuracy(student, reference, rows, [0, 1, 0, 1], "accuracy_ties")
+        check_accuracy(student, reference, rows, [1, 2, 2, 1], "accuracy_ties")
 
 
 @pytest.mark.covers("accuracy")
 def test_accuracy_with_one_logit_per_row(student, reference, rng):
-    rows = [0.0, abs(logit(rng)) + 0.001, -abs(logit(rng)) - 0.001, 1e-9, 0.0]
-    check_accuracy(student, reference, rows, [0, 1, 0, 1, 0], "accuracy_single_logit")
-    check_accuracy(student, reference, rows, [1, 1, 1, 0, 1], "accuracy_single_logit")
+    for rows in ([0.0, 1.5, -0.5, 1e-9, 0.0], [0.0, abs(logit(rng)) + 0.001, -abs(logit(rng)) - 0.001, 1e-9, 0.0]):
+        check_accuracy(student, reference, rows, [0, 1, 0, 1, 0], "accuracy_single_logit")
+        check_accuracy(student, reference, rows, [1, 1, 1, 0, 1], "accuracy_single_logit")

@@ -51,14 +51,24 @@ def on_any_engine(fallback):
     return fallback("course-engine").check
 
 
+# The upstream gradient (out.grad) of the deterministic cases: never 1 or -1, so that forgetting `* out.grad`
+# or its sign always shows; the cases alternate between the two.
+FIXED_UPSTREAMS = (1.75, -0.6)
+
+
 @pytest.fixture
 def check_operation(student, reference, rng):
-    """Call one operation's `_backward` directly on several inputs and compare with the reference."""
+    """Call one operation's `_backward` directly on several inputs and compare with the reference.
 
-    def check(op, cases, exponent=None, same=False, pregrads=None):
-        for inputs in cases:
+    `cases` are deterministic: each gets a fixed upstream gradient (FIXED_UPSTREAMS in turn); `random_cases` are
+    extra cases with a random upstream gradient, checked after them."""
+
+    def check(op, cases, exponent=None, same=False, pregrads=None, random_cases=()):
+        upstreams = [FIXED_UPSTREAMS[i % len(FIXED_UPSTREAMS)] for i in range(len(cases))]
+        upstreams += [upstream_gradient(rng) for _ in random_cases]
+        for inputs, upstream in zip(list(cases) + list(random_cases), upstreams):
             args = {
-                "op": op, "inputs": inputs, "upstream": upstream_gradient(rng), "exponent": exponent, "same": same,
+                "op": op, "inputs": inputs, "upstream": upstream, "exponent": exponent, "same": same,
                 "pregrads": pregrads if pregrads is not None else [0.0] * len(inputs),
             }
             got, want = student.call_beside(reference, "op", **args)
@@ -72,10 +82,12 @@ def check_operation(student, reference, rng):
 
 @pytest.fixture
 def check_graph(student, reference, rng):
-    """Build a graph with the student's operations, backpropagate in a trusted order, compare every node."""
+    """Build a graph with the student's operations, backpropagate in a trusted order, compare every node.
 
-    def check(nodes, function, description):
-        upstream = upstream_gradient(rng)
+    The upstream gradient is `upstream` when given (deterministic cases), else random."""
+
+    def check(nodes, function, description, upstream=None):
+        upstream = upstream_gradient(rng) if upstream is None else upstream
         got, want = student.call_beside(reference, "graph", nodes=nodes, upstream=upstream)
         if all_close(got["data"], want["data"]) and all_close(got["grads"], want["grads"]):
             return

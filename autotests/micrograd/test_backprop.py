@@ -24,26 +24,42 @@ def reachable(nodes):
     return seen
 
 
+def describe(nodes):
+    """The graph as a student would write it, output first: "n4 = f(n2, n3); n3 = f(n1); ..." (n0 a leaf)."""
+    parts = [f"n{i} = f({', '.join(f'n{j}' for j, _ in node['children'])})"
+             for i, node in reversed(list(enumerate(nodes))) if node["children"]]
+    if len(parts) > 6:
+        return f"a graph of {len(nodes)} nodes (the output is n{len(nodes) - 1})"
+    return "; ".join(parts) or "a single value n0"
+
+
 def diagnose(nodes, got, want, calls):
     """Why the gradients differ, from the log of which `_backward` ran when."""
     root = len(nodes) - 1
+    if len(got["grads"]) != len(nodes):  # only student code that tampered with the harness replies so
+        raise Feedback("backward_wrong", node=root, expected=want["grads"][root], got=got["grads"][-1:])
     if not close(got["grads"][root], want["grads"][root]):
         raise Feedback("backward_seed", expected=want["grads"][root], got=got["grads"][root])
+    wrong = next(i for i in range(len(nodes)) if not close(got["grads"][i], want["grads"][i]))
+    case = {"graph": describe(nodes), "wrong": wrong, "expected": want["grads"][wrong], "got": got["grads"][wrong]}
     inner = [i for i in reachable(nodes) if nodes[i]["children"]]
     count = Counter(got["calls"])
     if any(count[i] == 0 for i in inner):
-        raise Feedback("backward_skips_nodes", missing=sum(count[i] == 0 for i in inner), total=len(inner))
+        raise Feedback("backward_skips_nodes", missing=sum(count[i] == 0 for i in inner), total=len(inner), **case)
     if any(count[i] > calls for i in inner):
-        raise Feedback("backward_repeats_nodes", times=max(count[i] for i in inner) // calls)
+        node = max(inner, key=lambda i: count[i])
+        raise Feedback("backward_repeats_nodes", node=node, times=count[node] // calls, **case)
     first_call = {}
     for position, i in enumerate(got["calls"]):
         first_call.setdefault(i, position)
     for parent in inner:
         for child, _ in nodes[parent]["children"]:
             if child in first_call and first_call[child] < first_call[parent]:
-                raise Feedback("backward_wrong_order")
-    node = next(i for i in range(len(nodes)) if not close(got["grads"][i], want["grads"][i]))
-    raise Feedback("backward_wrong", node=node, expected=want["grads"][node], got=got["grads"][node])
+                # The output first and still a node too early: an order that is not topological (breadth-first,
+                # preorder); otherwise the topological order walked the wrong way.
+                message_id = "backward_not_topological" if got["calls"][:1] == [root] else "backward_wrong_order"
+                raise Feedback(message_id, child=child, parent=parent, **case)
+    raise Feedback("backward_wrong", node=wrong, expected=want["grads"][wrong], got=got["grads"][wrong])
 
 
 def check_backward(student, reference, nodes, pregrads=(), calls=1):
@@ -83,6 +99,39 @@ def test_backward_on_a_diamond(student, reference):
     check_backward(student, reference, nodes)
 
 
+# h is computed from x and used by both a and b. Its `_backward` must run exactly once, after a and b have both
+# passed their gradient to it: without a visited set (iterative or recursive), or recursing along every path,
+# it runs twice; in preorder (depth-first, a node before what it was computed from is done) it runs before its
+# second parent has contributed, whichever parent is explored first.
+SHARED_INTERIOR = [
+    {"data": 0.5, "children": []},                     # 0: x
+    {"data": 1.0, "children": [[0, 2.0]]},             # 1: h = f(x), shared
+    {"data": 2.0, "children": [[1, 1.5]]},             # 2: a = g(h)
+    {"data": 3.0, "children": [[1, -0.5]]},            # 3: b = k(h)
+    {"data": 4.0, "children": [[2, 1.25], [3, 3.0]]},  # 4: out = m(a, b)
+]
+
+# h reaches the output directly, through d, and through two more nodes (c, then b). Breadth-first order runs h's
+# `_backward` one level below the output, before the long path has passed anything to it; preorder runs it
+# before b or before d, whichever child of the output it explores first (whatever order the sets hold).
+UNEQUAL_PATHS_TO_AN_INTERIOR_NODE = [
+    {"data": 0.5, "children": []},                                 # 0: x
+    {"data": 1.0, "children": [[0, 2.0]]},                         # 1: h = f(x)
+    {"data": 1.5, "children": [[1, -1.5]]},                        # 2: b = g(h)
+    {"data": 2.0, "children": [[2, 0.5]]},                         # 3: c = k(b)
+    {"data": 2.5, "children": [[1, 1.25]]},                        # 4: d = l(h)
+    {"data": 3.0, "children": [[3, 3.0], [1, 0.75], [4, -0.5]]},  # 5: out = m(c, h, d)
+]
+
+
+def test_backward_visits_a_shared_node_once(student, reference):
+    check_backward(student, reference, SHARED_INTERIOR)
+
+
+def test_backward_waits_for_every_path_to_an_interior_node(student, reference):
+    check_backward(student, reference, UNEQUAL_PATHS_TO_AN_INTERIOR_NODE)
+
+
 def test_backward_with_paths_of_unequal_length(student, reference):
     # x reaches the output directly and through three intermediate nodes.
     nodes = [
@@ -115,6 +164,22 @@ def test_a_second_backward_call_accumulates(student, reference):
     check_backward(student, reference, nodes, calls=2)
 
 
-@pytest.mark.parametrize("graph", range(4))
-def test_backward_on_random_graphs_with_shared_nodes(student, reference, rng, graph):
-    check_backward(student, reference, random_dag(rng, size=10 + 5 * graph))
+# Every trap at once, in one graph: a shared interior node, unequal paths to an interior node, a value used twice
+# by one operation, a leaf feeding nodes at three depths.
+TRAPS = [
+    {"data": 0.5, "children": []},                                # 0: x
+    {"data": -1.0, "children": []},                               # 1: y
+    {"data": 1.0, "children": [[0, 2.0], [1, -0.5]]},             # 2: h = f(x, y), shared by 3, 4 and 7
+    {"data": 1.5, "children": [[2, 1.5], [2, 1.5]]},              # 3: like h * h
+    {"data": 2.0, "children": [[2, -0.75], [0, 1.25]]},           # 4
+    {"data": 2.5, "children": [[4, 0.5]]},                        # 5
+    {"data": 3.0, "children": [[5, -2.0], [3, 0.25]]},           # 6
+    {"data": 3.5, "children": [[6, 1.5], [2, 0.4], [0, -1.0]]},   # 7: the output
+]
+
+
+def test_backward_on_graphs_with_shared_nodes(student, reference, rng):
+    """A fixed graph with every trap, then random ones (extra cases: no known bug is caught by them alone)."""
+    check_backward(student, reference, TRAPS)
+    for size in (10, 15, 20, 25):
+        check_backward(student, reference, random_dag(rng, size=size))

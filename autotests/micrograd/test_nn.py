@@ -4,6 +4,8 @@ Parameters are injected through the contract's attributes (`w`, `b`, `neurons`, 
 `random`. A test that fails on the student's engine runs again over the reference engine, so an engine bug
 costs points in `ops`/`backprop` only.
 """
+import math
+
 import pytest
 
 from grader.testing import Feedback, all_close
@@ -85,6 +87,16 @@ def values(rng, n):
     return [round(rng.uniform(-1, 1), 3) for _ in range(n)]
 
 
+def fixed_values(n):
+    """n deterministic parameters in [-0.9, 0.9], of both signs, none near 0 (at least 0.1 away for n <= 41)."""
+    return [round(0.9 * math.sin(2.1 * i + 0.7), 3) for i in range(n)]
+
+
+# Deterministic cases: every model has non-zero biases, and inputs for which some pre-activations are positive
+# and some negative (the output of the last layer too), so that a relu too many or too few always shows.
+# Random cases after them are extras.
+
+
 # ---------------------------------------------------------------------- parameters() and structure
 
 @pytest.mark.covers("Neuron.parameters")
@@ -119,8 +131,9 @@ def test_mlp_layer_sizes_and_nonlinearity(on_any_engine, reference, nin, nouts):
 
 @pytest.mark.covers("Module.zero_grad")
 @pytest.mark.parametrize("kind, args", [("neuron", [3]), ("layer", [3, 2]), ("mlp", [2, [3, 1]])])
-def test_zero_grad_resets_every_parameter(on_any_engine, rng, kind, args):
-    grads = values(rng, parameter_count(kind, args))
+def test_zero_grad_resets_every_parameter(on_any_engine, kind, args):
+    count = parameter_count(kind, args)
+    grads = [(0.5 + 0.25 * i) * (-1) ** i for i in range(count)]  # every one non-zero, the biases too
 
     def check(code):
         got = code.call("zero_grad", kind=kind, args=args, grads=per_neuron(kind, args, grads))
@@ -138,40 +151,48 @@ def test_zero_grad_resets_every_parameter(on_any_engine, rng, kind, args):
 @pytest.mark.covers("Neuron.__call__")
 @pytest.mark.parametrize("nonlin", [True, False])
 def test_neuron_forward_and_gradients_match_reference(on_any_engine, reference, rng, nonlin):
-    params = values(rng, 3) + [0.4]  # a non-zero bias
-    cases = [[0.5, -1.0, 2.0], [-0.5, 1.0, -2.0], values(rng, 3)]  # positive and negative pre-activations
     kwargs = {} if nonlin else {"nonlin": False}
-    for x in cases:
-        on_any_engine(lambda code, x=x: check_forward(
-            code, reference, "neuron", [3], params, x, [1.5], kwargs=kwargs))
+    params = [0.6, -0.4, 0.25, 0.4]  # a non-zero bias
+    cases = [(params, [0.5, -1.0, 2.0]),  # w . x + b = 1.6
+             (params, [-0.5, 1.0, -2.0]),  # w . x + b = -0.8
+             (values(rng, 3) + [0.4], values(rng, 3))]  # an extra, random case
+    for p, x in cases:
+        on_any_engine(lambda code, p=p, x=x: check_forward(
+            code, reference, "neuron", [3], p, x, [1.5], kwargs=kwargs))
 
 
 @pytest.mark.covers("Neuron.__call__")
-def test_neuron_accepts_plain_numbers(on_any_engine, reference, rng):
-    params = values(rng, 2) + [-0.3]
+def test_neuron_accepts_plain_numbers(on_any_engine, reference):
     on_any_engine(lambda code: check_forward(
-        code, reference, "neuron", [2], params, [1.5, -0.5], [1.0], x_as_values=False))
+        code, reference, "neuron", [2], [0.8, -0.6, -0.3], [1.5, -0.5], [1.0], x_as_values=False))
 
 
 @pytest.mark.covers("Layer.__call__")
 def test_layer_forward_and_gradients_match_reference(on_any_engine, reference, rng):
-    params = values(rng, 3 * 4)
-    on_any_engine(lambda code: check_forward(
-        code, reference, "layer", [3, 3], params, [0.5, -1.0, 2.0], [1.0, -0.5, 2.0]))
+    # Pre-activations -1.188, 2.503 and -1.412, then an extra, random case.
+    for params, x in [(fixed_values(12), [0.5, -1.0, 2.0]),
+                      (values(rng, 3 * 4), values(rng, 3))]:
+        on_any_engine(lambda code, params=params, x=x: check_forward(
+            code, reference, "layer", [3, 3], params, x, [1.0, -0.5, 2.0]))
 
 
 @pytest.mark.covers("Layer.__call__")
-def test_layer_of_one_neuron_returns_a_single_value(on_any_engine, reference, rng):
-    params = values(rng, 3)
+def test_layer_of_one_neuron_returns_a_single_value(on_any_engine, reference):
     on_any_engine(lambda code: check_forward(
-        code, reference, "layer", [2, 1], params, [0.5, -1.0], [1.0]))
+        code, reference, "layer", [2, 1], [0.7, -0.5, 0.2], [0.5, -1.0], [1.0]))
+
+
+# MLP(2, [3, 2]) on x = [1.2, -0.7]: hidden pre-activations 1.39, -1.45, 0.22; outputs -0.373 and 0.242.
+MLP_2_3_2 = [0.7, -0.5, 0.2, -0.6, 0.9, -0.1, 0.4, 0.8, 0.3, 0.5, -0.8, 0.6, -1.2, -0.4, 0.7, 0.9, 0.6]
 
 
 @pytest.mark.covers("MLP.__call__")
 @pytest.mark.parametrize("nin, nouts", [(3, [4, 4, 1]), (2, [3, 2])])
 def test_mlp_forward_and_gradients_match_reference(on_any_engine, reference, rng, nin, nouts):
-    params = values(rng, parameter_count("mlp", [nin, nouts]))
-    x = values(rng, nin)
-    upstream = [1.0] if nouts[-1] == 1 else [1.0, -0.5]
-    on_any_engine(lambda code: check_forward(
-        code, reference, "mlp", [nin, nouts], params, x, upstream))
+    # MLP(3, [4, 4, 1]) on x = [0.5, -1, 2]: both hidden layers have pre-activations of both signs, the
+    # output's is -1.788.
+    fixed = (fixed_values(41), [0.5, -1.0, 2.0]) if nin == 3 else (MLP_2_3_2, [1.2, -0.7])
+    upstream = [1.5] if nouts[-1] == 1 else [1.5, -0.5]
+    for params, x in [fixed, (values(rng, parameter_count("mlp", [nin, nouts])), values(rng, nin))]:
+        on_any_engine(lambda code, params=params, x=x: check_forward(
+            code, reference, "mlp", [nin, nouts], params, x, upstream))

@@ -40,15 +40,17 @@ def test_mse_loss_value_and_gradients_match_reference(on_any_engine, reference, 
 @pytest.mark.covers("l2_penalty")
 @pytest.mark.parametrize("lam", [0.1, 0.0, 2.5])
 def test_l2_penalty_value_and_gradients_match_reference(on_any_engine, reference, rng, lam):
-    inputs = {"params": values(rng, 5), "lam": lam}
-    on_any_engine(lambda code: check_scalar_loss(code, reference, "l2_penalty", inputs))
+    for params in ([0.5, -1.5, 0.25, 2.0, -0.75], values(rng, 5)):  # fixed, then an extra, random case
+        inputs = {"params": params, "lam": lam}
+        on_any_engine(lambda code, inputs=inputs: check_scalar_loss(code, reference, "l2_penalty", inputs))
 
 
 @pytest.mark.covers("sgd_step")
 def test_sgd_step_moves_against_the_gradient(on_any_engine, reference, rng):
-    params = [[d, g] for d, g in zip(values(rng, 4), values(rng, 4, scale=3))]
+    fixed = [[0.5, 2.0], [-0.25, -1.5], [1.0, 0.75], [-0.8, -3.0]]
+    random_params = [[d, g] for d, g in zip(values(rng, 4), values(rng, 4, scale=3))]
 
-    def check(code):
+    def check(code, params):
         got, want = code.call_beside(reference, "sgd_step", params=params, lr=0.1)
         for before, (data, grad), (want_data, _) in zip(params, got, want):
             if not close(data, want_data):
@@ -56,7 +58,8 @@ def test_sgd_step_moves_against_the_gradient(on_any_engine, reference, rng):
             if grad != before[1]:
                 raise Feedback("sgd_step_changes_grad", before=before, got=grad)
 
-    on_any_engine(check)
+    for params in (fixed, random_params):
+        on_any_engine(lambda code, params=params: check(code, params))
 
 
 # ---------------------------------------------------------------------- train()
@@ -106,5 +109,5 @@ def check_train(code, reference, params, epochs, lr, lam):
 @pytest.mark.covers("train")
 @pytest.mark.parametrize("lam", [0.0, 0.05])
 def test_train_loss_trajectory_matches_reference(on_any_engine, reference, rng, lam):
-    params = values(rng, 3) + [0.2]
-    on_any_engine(lambda code: check_train(code, reference, params, epochs=15, lr=0.02, lam=lam))
+    for params in ([0.3, -0.2, 0.5, 0.2], values(rng, 3) + [0.2]):  # fixed, then an extra, random case
+        on_any_engine(lambda code, params=params: check_train(code, reference, params, epochs=15, lr=0.02, lam=lam))
