@@ -144,7 +144,8 @@ def test_nothing_textual_from_student_code_on_the_course_engine_reaches_a_report
     text = text.replace("    def __call__(self, x):\n", "    def __call__(self, x):\n        _leak()\n", 1)
     nn.write_text(attack + text, encoding="utf-8")
     result, report = grade(folder)
-    assert {"Layer.__call__", "MLP.__call__"} <= lost(report)
+    failing = {t["covers"]: (t["name"], t["status"], t["feedback"]) for t in report["tests"] if t["status"] != "passed"}
+    assert {"Layer.__call__", "MLP.__call__"} <= set(failing), failing  # the course engine ran their checks
     for fmt in ("json", "gradescope", "markdown", "junit", "text"):
         shown = result.stdout if fmt == "json" else _grade_as(folder, fmt)
         assert "MARKER" not in shown, fmt
