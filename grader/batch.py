@@ -24,13 +24,12 @@ from pathlib import Path
 from typing import Callable, Iterator
 from urllib.parse import quote
 
-import grader.testing
 from grader.course import Assignment
 from grader.errors import UnusableInput
 from grader.formats import ReportError, load_report, write_report_atomic, write_text_atomic
 from grader.gradebook import STUDENTS_DIR, read_staff_files, student_files, write_class_outputs
 from grader.parallel import GradeTask, grade_task_with_page, worker_pool
-from grader.runner import PYTEST_ARGS, GradingError, forget_other_hidden_tests, scoring_problems
+from grader.runner import GradingError, pytest_on_hidden_tests, scoring_problems
 from grader.sandbox import SandboxError, check_isolation
 from grader.scoring import error_report, rescore, stored_outcomes
 from grader.submission import Submission, SubmissionError, aware, load_submission, parse_time, read_stamp, stamp_path
@@ -388,15 +387,13 @@ def check_hidden_tests(assignment: Assignment) -> None:
     otherwise give every student an error report, as if it were their fault."""
     import pytest
 
-    autotests = assignment.autotests_dir.resolve()
-    forget_other_hidden_tests(autotests)
     plugin = _CollectionErrors(assignment)
-    code = pytest.main([str(autotests), "-c", str(autotests / "pytest.ini"), "--rootdir", str(autotests),
-                        "--collect-only", *PYTEST_ARGS], plugins=[plugin, grader.testing])
+    code = pytest_on_hidden_tests(assignment, plugin, "--collect-only")
     if code != pytest.ExitCode.OK or plugin.errors:
         name = code.name if isinstance(code, pytest.ExitCode) else f"exit code {code}"
         why = plugin.errors[0] if plugin.errors else name
-        raise BatchError(f"the hidden tests in {autotests} do not run ({why}): fix the course; no one was graded")
+        raise BatchError(f"the hidden tests in {assignment.autotests_dir.resolve()} do not run ({why}): fix the "
+                         "course; no one was graded")
 
 
 def task_report(future: Future, entry: Entry, assignment: Assignment, lang: str) -> tuple[dict, str]:

@@ -286,18 +286,24 @@ def forget_other_hidden_tests(autotests: Path) -> None:
     _autotests_loaded[:] = [autotests]
 
 
+def pytest_on_hidden_tests(assignment: Assignment, plugin: object, *options: str) -> int | pytest.ExitCode:
+    """pytest over the assignment's hidden tests, with `plugin` and grader.testing (`options`: e.g.
+    --collect-only); the hidden tests' helper modules of another assignment are forgotten first."""
+    autotests = assignment.autotests_dir.resolve()
+    forget_other_hidden_tests(autotests)
+    return pytest.main([str(autotests), "-c", str(autotests / "pytest.ini"), "--rootdir", str(autotests), *options,
+                        *PYTEST_ARGS], plugins=[plugin, grader.testing])
+
+
 def run_hidden_tests(assignment: Assignment, files: dict[str, str], sandbox: Sandbox, *, seed: int,
                      slot: int = 0, probe: tuple[str, ...] | None = None) -> RunResult:
     """Run every hidden test of `assignment` on one submission's files, whose sandbox this takes over (and closes).
 
     A `probe` (for `grader selftest`) runs only the tests it names, in its order, and stops at the first one
     that loses points: it answers "does this lose points?", and its report is no grade."""
-    autotests = assignment.autotests_dir.resolve()
-    forget_other_hidden_tests(autotests)
     plugin = GradingPlugin(assignment, files, sandbox, seed, slot, probe)
     try:
-        args = [str(autotests), "-c", str(autotests / "pytest.ini"), "--rootdir", str(autotests), *PYTEST_ARGS]
-        code = pytest.main(args, plugins=[plugin, grader.testing])
+        code = pytest_on_hidden_tests(assignment, plugin)
         if plugin.interrupted:
             raise KeyboardInterrupt  # pytest swallowed a Ctrl-C: stop here, a partial run must not become a report
         if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) and not plugin.probe_stopped:

@@ -357,8 +357,8 @@ def run_selftest(course: Course, assignment: Assignment | str, jobs: int, execut
             warnings.append(f"mutant {m.mutant.id} ({m.mutant.function}) loses points only in {', '.join(m.lost)}, "
                             f"not in {m.mutant.group}: its feedback points the student elsewhere")
     bug_results.sort(key=lambda b: catalogue.index(b.bug))
-    reference = next((judged for judged in (judge_reference(*r) for r in under_each_seed("reference").values())
-                      if judged["problem"]), None) or judge_reference(*reports[("reference", seed_list[0])])
+    judged = [judge_reference(*graded) for graded in under_each_seed("reference").values()]
+    reference = next((j for j in judged if j["problem"]), judged[0])  # full marks under every seed, or the first miss
     return SelftestResult(name, jobs, reference, mutant_results, bug_results, warnings,
                           time.perf_counter() - started, seed_list)
 
@@ -375,8 +375,7 @@ def seeded_tests(assignment: Assignment) -> list[str]:
     """The names of the hidden tests that take random inputs (their fixtures include `rng`), in run order."""
     import pytest
 
-    import grader.testing
-    from grader.runner import PYTEST_ARGS, forget_other_hidden_tests
+    from grader.runner import pytest_on_hidden_tests
 
     class Names:
         seeded: list[str] = []
@@ -384,11 +383,8 @@ def seeded_tests(assignment: Assignment) -> list[str]:
         def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
             self.seeded = [item.name for item in items if "rng" in getattr(item, "fixturenames", ())]
 
-    autotests = assignment.autotests_dir.resolve()
-    forget_other_hidden_tests(autotests)
     names = Names()
-    pytest.main([str(autotests), "-c", str(autotests / "pytest.ini"), "--rootdir", str(autotests), "--collect-only",
-                 *PYTEST_ARGS], plugins=[names, grader.testing])
+    pytest_on_hidden_tests(assignment, names, "--collect-only")
     return names.seeded
 
 
@@ -421,8 +417,8 @@ def judge_bug_over_seeds(bug: Bug, graded: dict[int, tuple[dict | None, str]]) -
     costs = {seed: round(sum(v.lost.values()), 6) for seed, v in verdicts.items()}
     failing = [(seed, v) for seed, v in verdicts.items() if not v.passed]
     if failing:
-        seed, verdict = failing[0]
-        seeds = ", ".join(str(s) for s, _ in failing)
+        verdict = failing[0][1]
+        seeds = ", ".join(str(seed) for seed, _ in failing)
         return replace(verdict, problem=f"under seed {seeds}: {verdict.problem}", costs=costs)
     cheapest = min(verdicts, key=lambda s: costs[s])
     return replace(verdicts[cheapest], costs=costs)
