@@ -126,7 +126,8 @@ def _forge():
 def test_nothing_textual_from_student_code_on_the_course_engine_reaches_a_report(tmp_path):
     """nn.py over the course engine raises with markers in every text field it controls: none is shown."""
     folder = tmp_path / "markers"
-    # an engine bug: the course engine runs
+    # An engine bug, and nn.py that fails on the student's own engine too, so that its checks always run again
+    # on the course engine: carol's overwrite alone fails Layer's check only for some orders of set(_prev).
     shutil.copytree(ROOT / "submissions" / "micrograd" / "carol_overwrite_grad", folder)
     attack = (
         "import engine\n"
@@ -138,6 +139,7 @@ def test_nothing_textual_from_student_code_on_the_course_engine_reaches_a_report
         "        space = {'MarkerError': type('MARKERCLASS', (Exception,), {'__module__': 'builtins'})}\n"
         "        exec(code, space)\n"
         "        space['MARKERFUNC']()\n"
+        "    raise ValueError('wrong on any engine')\n"
     )
     nn = folder / "nn.py"
     text = nn.read_text(encoding="utf-8")
