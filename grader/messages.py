@@ -75,6 +75,16 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
 }
 
+def _nested(value: object, lang: str, texts: Mapping[str, Mapping[str, str]], depth: int = 0) -> object:
+    """A parameter that is itself a message ({"id", "params"}: a test's description of its inputs) is worded in
+    the same language; the depth is bounded because params may come from a report file."""
+    if isinstance(value, dict) and isinstance(value.get("id"), str) and depth < 4:
+        inner = _Params({k: _nested(v, lang, texts, depth + 1) for k, v in (value.get("params") or {}).items()})
+        template = texts.get(value["id"], {}).get(lang)
+        return str(inner.get("text") or value["id"]) if template is None else template.format_map(inner)
+    return value
+
+
 class _Params(dict):
     def __missing__(self, key: str) -> str:
         return ""
@@ -85,7 +95,7 @@ def render(message: dict, lang: str = "en", catalogue: Mapping[str, Mapping[str,
     unknown ids and missing parameters never raise. A `hint` parameter adds the text of "<id>.<hint>"."""
     texts = {**MESSAGES, **(catalogue or {})}
     lang = lang if lang in LANGUAGES else "en"
-    params = _Params(message.get("params") or {})
+    params = _Params({k: _nested(v, lang, texts) for k, v in (message.get("params") or {}).items()})
     if params.get("where"):
         params["at"] = f" at {params['where']}" if lang == "en" else f"，位置：{params['where']}"
     if params.get("detail"):
