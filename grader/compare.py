@@ -39,6 +39,16 @@ def fmt(x: Any) -> str:
     return str(x)
 
 
+def formatted(params: dict) -> dict:
+    """A message's parameters as a student reads them; a parameter that is itself a message ({"id", "params"}:
+    a description) is formatted the same way."""
+    # One-element lists read better as the number itself: "expected 0.7864", not "[0.7864]".
+    params = {k: v[0] if isinstance(v, (list, tuple)) and len(v) == 1 else v for k, v in params.items()}
+    return {k: fmt(v) if isinstance(v, (float, list, tuple)) else
+            {"id": v["id"], "params": formatted(v.get("params") or {})} if isinstance(v, dict) and "id" in v else v
+            for k, v in params.items()}
+
+
 class Feedback(AssertionError):
     """A hidden test's verdict on a student: a message id from grader.messages and its parameters."""
 
@@ -49,9 +59,7 @@ class Feedback(AssertionError):
         self.function = function
         if function is not None:
             params.setdefault("function", function)
-        # One-element lists read better as the number itself: "expected 0.7864", not "[0.7864]".
-        params = {k: v[0] if isinstance(v, (list, tuple)) and len(v) == 1 else v for k, v in params.items()}
-        self.params = {k: fmt(v) if isinstance(v, (float, list, tuple)) else v for k, v in params.items()}
+        self.params = formatted(params)
 
     @property
     def message(self) -> dict:

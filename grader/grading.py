@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from grader.course import Assignment
+from grader.replies import load_reply
 from grader.report import Report
 from grader.sandbox import Sandbox
 from grader.scoring import build_report
@@ -28,6 +29,26 @@ def open_sandbox(assignment: Assignment, files: dict[str, str], *, slot: int = 0
     return Sandbox({**files, **course_files}, assignment.limits, slot=slot,
                    harness_files={"commands.py": assignment.harness},
                    harness_args=(",".join(assignment.files), *([variant] if variant else [])))
+
+
+def import_problems(assignment: Assignment, sandbox: Sandbox) -> dict[str, dict]:
+    """Import each student module in turn; one that raises or never finishes is reported by name."""
+    problems: dict[str, dict] = {}
+    modules = [Path(f).stem for f in assignment.files if f.endswith(".py")]
+    for name in modules:
+        if sandbox.time_left <= 0:
+            break  # the tests used the submission's time: nothing can be said about its imports
+        required = {module: list(names) for module, names in assignment.contract.items()}
+        loaded = sandbox.call("load", {"names": [name], "required": required}, shape=load_reply(modules))
+        if loaded.status == "ok":
+            assert isinstance(loaded.value, dict)  # the "load" reply's shape is a map of module names
+            problems.update(loaded.value)
+        elif loaded.status == "error":
+            assert loaded.error is not None  # set whenever the status is "error"
+            problems[name] = loaded.error
+        else:
+            problems[name] = {"type": loaded.status, "message": loaded.detail, "traceback": []}
+    return problems
 
 
 def grade_submission(submission: Submission, assignment: Assignment, *, lang: str = "en", seed: int | None = None,

@@ -98,16 +98,32 @@ class Session:
         return {"status": "passed", "feedback": None, "text": ""}
 
 
-PUBLIC_FEEDBACK_PARAMS = ("what", "inputs", "expected", "got")
-
-
 def public_feedback(feedback):
-    """A public check's feedback as texts (the grader words it): {"id", "params"} or None."""
+    """A public check's feedback, {"id", "params"} or None, as plain JSON (the grader checks its shape and words it):
+    numbers, lists of numbers, texts, and one level of nested messages (descriptions)."""
     if not isinstance(feedback, dict) or not isinstance(feedback.get("params"), dict):
         return None
-    params = feedback["params"]
-    return {"id": str(feedback.get("id"))[:64],
-            "params": {k: str(params[k])[:2000] for k in PUBLIC_FEEDBACK_PARAMS if k in params}}
+    return {"id": str(feedback.get("id"))[:64], "params": _plain_params(feedback["params"], nested=True)}
+
+
+def _plain_params(params, nested=False):
+    plain = {}
+    for key, value in list(params.items())[:16]:
+        key = str(key)[:40]
+        if nested and isinstance(value, dict) and isinstance(value.get("params"), dict):
+            plain[key] = {"id": str(value.get("id"))[:64], "params": _plain_params(value["params"])}
+        else:
+            plain[key] = _plain(value)
+    return plain
+
+
+def _plain(value):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value if abs(value) < 1e15 else repr(value)  # NaN, infinities and huge ints as text
+    if isinstance(value, (list, tuple)) and len(value) <= 1000 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < 1e15 for v in value):
+        return list(value)
+    return str(value)[:2000]
 
 
 def import_test_module(folder, name):
@@ -129,8 +145,11 @@ def describe_exception(exc, files=()):
             frames.append({"file": name[:200], "line": frame.lineno or 0, "function": frame.name[:200],
                            "code": (frame.line or "")[:300]})
     if isinstance(exc, SyntaxError) and exc.filename:
+        text = (exc.text or "").rstrip("\r\n")
+        code = text.strip()[:300]
+        column = (exc.offset or 0) - (len(text) - len(text.lstrip()))  # where the caret goes, in `code`
         frames.append({"file": os.path.basename(exc.filename)[:200], "line": exc.lineno or 0, "function": "",
-                       "code": (exc.text or "").strip()[:300]})
+                       "code": code, "column": max(0, min(column, len(code)))})
     message = exc.msg if isinstance(exc, SyntaxError) else str(exc)
     return {
         "type": type(exc).__name__[:100],

@@ -47,8 +47,32 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{what} is wrong: for {inputs} expected {expected}, got {got}",
         "zh": "{what} 不对：输入 {inputs} 时应为 {expected}，实际为 {got}",
     },
+    "public.mismatch_no_inputs": {
+        "en": "{what} is wrong: expected {expected}, got {got}",
+        "zh": "{what} 不对：应为 {expected}，实际为 {got}",
+    },
     "public.failed": {"en": "{text}", "zh": "{text}"},
+    "depends_on": {
+        "en": "not checked: it depends on {dependency}, which fails: fix {dependency} first",
+        "zh": "未检查：它依赖的 {dependency} 有错误，请先修正 {dependency}",
+    },
+    "depends_on_todo": {
+        "en": "not checked: it depends on {dependency}, which is not written yet",
+        "zh": "未检查：它依赖的 {dependency} 尚未实现",
+    },
+    "blocked_by_import": {
+        "en": "not checked: {file} does not import (see the error above)",
+        "zh": "未检查：{file} 无法导入（见上方的错误）",
+    },
+    "not_run_after_timeout": {
+        "en": "not checked further: an earlier check of {function} did not finish",
+        "zh": "未继续检查：{function} 之前的一项检查没有在限定时间内结束",
+    },
     # ------------------------------------------------------------------ submission-level errors
+    "syntax_error": {
+        "en": "{file}, line {line}: {type}: {detail}\n    {code}\n    {caret}",
+        "zh": "{file} 第 {line} 行：{type}：{detail}\n    {code}\n    {caret}",
+    },
     "import_failed": {
         "en": "{file} does not import: {type}{colon}{detail}{at}",
         "zh": "{file} 无法导入：{type}{colon}{detail}{at}",
@@ -78,7 +102,8 @@ MESSAGES: dict[str, dict[str, str]] = {
 def _nested(value: object, lang: str, texts: Mapping[str, Mapping[str, str]], depth: int = 0) -> object:
     """A parameter that is itself a message ({"id", "params"}: a test's description of its inputs) is worded in
     the same language; the depth is bounded because params may come from a report file."""
-    if isinstance(value, dict) and isinstance(value.get("id"), str) and depth < 4:
+    if isinstance(value, dict) and isinstance(value.get("id"), str) and isinstance(value.get("params", {}), dict) \
+            and depth < 4:
         inner = _Params({k: _nested(v, lang, texts, depth + 1) for k, v in (value.get("params") or {}).items()})
         template = texts.get(value["id"], {}).get(lang)
         return str(inner.get("text") or value["id"]) if template is None else template.format_map(inner)

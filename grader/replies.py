@@ -142,6 +142,22 @@ class MapOf(Shape):
 
 
 @dataclass(frozen=True)
+class Params(Shape):
+    """A message's parameters: an object of at most `count` keys, each a short name, whose values have one shape."""
+
+    item: Shape
+    count: int = 16
+
+    def check(self, value: Any, path: str) -> dict:
+        if not isinstance(value, dict):
+            raise BadReply(path, "was not an object")
+        if len(value) > self.count or not all(isinstance(k, str) and k.isidentifier() and len(k) <= 40
+                                              for k in value):
+            raise BadReply(path, "had unexpected keys")
+        return {k: self.item.check(v, f"{path}.{k}" if path else k) for k, v in value.items()}
+
+
+@dataclass(frozen=True)
 class Nullable(Shape):
     item: Shape
 
@@ -192,14 +208,18 @@ def check(value: Any, shape: Shape, path: str = "") -> Any:
 
 # ---------------------------------------------------------------------- the requests every assignment has
 
-FRAME = Record({"file": Text(200), "line": Integer(0, 10_000_000), "function": Text(200), "code": Text(300)})
+FRAME = Record({"file": Text(200), "line": Integer(0, 10_000_000), "function": Text(200), "code": Text(300),
+                "column": Integer(0, 300)}, optional=frozenset({"column"}))  # column: a SyntaxError's caret
 # An exception in student code (harness.describe_exception), or a module missing contract names ("load").
 ERROR = Record({"type": Text(100), "harness": BOOLEAN, "message": Text(1000), "traceback": ListOf(FRAME, 8),
                 "missing": ListOf(Text(100), 20)}, optional=frozenset({"harness", "missing"}))
+# A public test's feedback: a message id of the assignment's messages.toml and its parameters (numbers, lists of
+# numbers, texts, or a message describing the test's inputs).
+PARAM = AnyOf((Number(), ListOf(Number(), 1000), Text(2000)))
 PUBLIC_TEST = Record({
     "status": Text(choices=frozenset({"passed", "failed", "todo"})),
-    "feedback": Nullable(Record({"id": Text(64), "params": MapOf(
-        frozenset({"what", "inputs", "expected", "got"}), Text(2000))})),
+    "feedback": Nullable(Record({"id": Text(64), "params": Params(AnyOf((
+        Record({"id": Text(64), "params": Params(PARAM)}), *PARAM.options)))})),
     "text": Text(2000),
 })
 

@@ -11,9 +11,10 @@ SCHEMA_VERSION = "1"
 # that one student cannot make a report, a feedback page or the class dashboard of many megabytes.
 MAX_TEXT = 2000  # characters of one message parameter, feedback text or error message
 MAX_ITEMS = 20  # items of one list or object in a message's parameters
-MAX_DEPTH = 4  # nesting of a message's parameters
+MAX_DEPTH = 6  # nesting of a message's parameters (a description inside a description: 4)
 MAX_REPORT_BYTES = 256 * 1024  # the whole report as JSON; beyond it, feedback details are dropped (and it says so)
 SHORT_TEXT = 200  # each feedback text, when the report is too large
+OUTPUT_TEXT = 1900  # what a failing public check printed
 SHORTENED = {"id": "report_shortened",
              "message": f"the feedback was shortened: the whole report was larger than {MAX_REPORT_BYTES // 1024} KiB"}
 
@@ -74,6 +75,7 @@ class TestResult:
     message: dict | None = None  # {"id": ..., "params": {...}}: the feedback before rendering
     covers: str | None = None  # the student function whose points the test shares
     weight: float = 1.0  # the test's share of that function's points, relative to its other tests
+    output: str | None = None  # what student code printed while this public test failed (grader check only)
 
 
 @dataclass
@@ -120,6 +122,10 @@ class Report:
         data = asdict(self)
         for test in data["tests"]:
             test["feedback"], test["message"] = bounded_text(test["feedback"]), bounded_message(test["message"])
+            if test["output"] is None:
+                del test["output"]  # only grader check's reports have it
+            else:
+                test["output"] = bounded_text(test["output"], OUTPUT_TEXT)
         errors = [{"id": bounded_text(str(e["id"]), 100), "message": bounded_text(str(e["message"]))}
                   for e in data["errors"][:MAX_ITEMS]]
         if len(data["errors"]) > MAX_ITEMS:

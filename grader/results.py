@@ -16,6 +16,7 @@ class Outcome:
     status: str  # passed | failed | error | timeout
     message: dict | None  # {"id", "params"}; None when passed
     duration_s: float
+    output: str = ""  # what student code printed while a failing public test ran (grader check only)
 
 
 @dataclass

@@ -19,9 +19,9 @@ import grader.testing
 from grader.answers import Question, in_process_ask
 from grader.compare import Feedback, ReferenceCode, given_code_changed
 from grader.course import Assignment
+from grader.grading import import_problems
 from grader.errors import UnusableInput
 from grader.harness import load_commands
-from grader.replies import load_reply
 from grader.results import Outcome, RunResult
 from grader.sandbox import Sandbox
 
@@ -248,26 +248,6 @@ class _OneAtATime:
             self._stop_others()
             self._running[0] = self._name
         return self._sandbox().call(cmd, args, shape=shape, timeout=timeout, meanwhile=meanwhile, answer=answer)
-
-
-def import_problems(assignment: Assignment, sandbox: Sandbox) -> dict[str, dict]:
-    """Import each student module in turn; one that raises or never finishes is reported by name."""
-    problems: dict[str, dict] = {}
-    modules = [Path(f).stem for f in assignment.files if f.endswith(".py")]
-    for name in modules:
-        if sandbox.time_left <= 0:
-            break  # the tests used the submission's time: nothing can be said about its imports
-        required = {module: list(names) for module, names in assignment.contract.items()}
-        loaded = sandbox.call("load", {"names": [name], "required": required}, shape=load_reply(modules))
-        if loaded.status == "ok":
-            assert isinstance(loaded.value, dict)  # the "load" reply's shape is a map of module names
-            problems.update(loaded.value)
-        elif loaded.status == "error":
-            assert loaded.error is not None  # set whenever the status is "error"
-            problems[name] = loaded.error
-        else:
-            problems[name] = {"type": loaded.status, "message": loaded.detail, "traceback": []}
-    return problems
 
 
 _autotests_loaded: list[Path] = []  # the hidden tests whose modules this process has imported last

@@ -56,7 +56,7 @@ def group_scores(assignment: Assignment, outcomes: list[Outcome],
         message = bounded_message(o.message)  # student values in it: text cut, NaN as text
         text = render(message, lang, assignment.messages) if message else ""
         tests.append(TestResult(o.name, o.group, earned, share, o.status, text, o.function, o.duration_s,
-                                message, o.covers, o.weight))
+                                message, o.covers, o.weight, o.output or None))
     # With no tests (or none run) a group still counts towards the maximum.
     groups = [GroupScore(g.name, g.title, round(scores[g.name], 6), g.points, g.visibility) for g in assignment.groups]
     return groups, tests
@@ -68,6 +68,12 @@ def submission_errors(submission: Submission, run: RunResult | None, lang: str) 
         where = describe_where(error.get("traceback", []))
         if error["type"] == "missing":
             message = {"id": "missing_names", "params": {"file": f"{module}.py", "names": ", ".join(error["missing"])}}
+        elif error.get("traceback") and "column" in error["traceback"][-1]:  # a SyntaxError: show the caret
+            frame = error["traceback"][-1]
+            message = {"id": "syntax_error", "params": {
+                "file": frame["file"], "line": frame["line"], "type": error["type"],
+                "detail": error.get("message", ""), "code": frame["code"],
+                "caret": " " * max(0, frame["column"] - 1) + "^"}}
         else:
             timed_out = error["type"] in ("timeout", "crashed")
             message = {"id": "import_timeout" if timed_out else "import_failed",

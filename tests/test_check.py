@@ -26,8 +26,11 @@ def workspace(tmp_path):
 def test_untouched_skeleton_lists_every_function_as_not_written(workspace):
     result = check(cwd=workspace)
     assert result.returncode == 1
-    assert result.stdout.count("not written yet") == 21
-    assert "0 of 21 functions done" in result.stdout
+    lines = [line for line in result.stdout.splitlines() if line[:1] and line[0] in "·-"]
+    assert len(lines) == 21 and all(line.endswith("not written yet") for line in lines), result.stdout
+    # a function that needs one not written yet is not blamed: "not checked: it depends on X, which is not written yet"
+    assert sum("depends on" in line for line in lines) == 6  # Layer, MLP: __call__, parameters; mse_loss; train
+    assert "0 of 21 functions done, 0 of 35 public checks passed" in result.stdout
 
 
 def test_progress_counts_the_functions_that_pass(workspace):
@@ -76,14 +79,22 @@ def test_junit_output_for_ci(workspace, tmp_path):
     result = check("--format", "junit", "--out", str(out), cwd=workspace)
     assert result.returncode == 1
     root = ET.fromstring(out.read_text(encoding="utf-8"))
-    assert int(root.get("tests")) == 30 and int(root.get("failures")) + int(root.get("errors")) == 30
+    assert int(root.get("tests")) == 35 and int(root.get("failures")) + int(root.get("errors")) == 35
 
 
-def test_a_syntax_error_is_shown_with_file_and_line(workspace):
-    (workspace / "nn.py").write_text("class Neuron(\n", encoding="utf-8")
+def test_a_syntax_error_is_shown_once_with_file_line_and_caret(workspace):
+    shutil.copy(ROOT / "reference" / "micrograd" / "engine.py", workspace / "engine.py")
+    (workspace / "engine.py").write_text((workspace / "engine.py").read_text(encoding="utf-8").replace(
+        "    def relu(self):", "    def relu(self)", 1), encoding="utf-8")
     result = check(cwd=workspace)
     assert result.returncode == 1
-    assert "SyntaxError" in result.stdout and "nn.py:" in result.stdout
+    assert result.stdout.count("SyntaxError") == 1, result.stdout  # engine.py stops nn.py and train.py too
+    lines = result.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if "SyntaxError" in line)
+    assert lines[at].startswith("! engine.py, line ") and lines[at + 1].strip() == "def relu(self)"
+    assert lines[at + 2].index("^") == lines[at + 1].index(")")  # where Python puts it, as Python shows it
+    checked = [line for line in lines if line[:1] and line[0] in "✓✗·-"]
+    assert len(checked) == 21 and all("engine.py does not import" in line for line in checked)
 
 
 def test_folder_without_a_submission_is_exit_2(tmp_path):

@@ -91,8 +91,10 @@ def test_syntax_error_costs_only_its_file_and_is_reported_once(graded):
     report = graded("heidi_syntax_error")
     scores = group_scores(report)
     assert scores["nn"][0] == 0 and scores["ops"] == (40, 40) and scores["training"] == (20, 20)
-    assert [e["id"] for e in report["errors"]] == ["import_failed"]
-    assert "nn.py:" in report["errors"][0]["message"] and "SyntaxError" in report["errors"][0]["message"]
+    assert [e["id"] for e in report["errors"]] == ["syntax_error"]
+    first, code, caret = report["errors"][0]["message"].splitlines()
+    assert first.startswith("nn.py, line 45: SyntaxError") and code.strip() == "def __call__(self, x)"
+    assert caret.index("^") == code.index(")")  # where Python points
 
 
 def test_hostile_sample_loses_only_the_test_it_breaks(graded):

@@ -1,5 +1,7 @@
 """Pinpointing: which operation's `_backward` is wrong, from one request or from a whole graph's trace."""
-from grader.testing import Feedback, WrongType, all_close, close, fmt
+import diagnosis
+
+from grader.testing import Feedback, WrongType
 
 # _op label -> (harness op, function name, how students call it)
 OPERATIONS = {
@@ -27,41 +29,14 @@ def parse_op_label(label: str) -> tuple[str, float | None] | None:
     return None
 
 
-def describe_inputs(op: str, inputs: list[float], exponent: float | None = None) -> str:
-    if op == "**":
-        return f"x = {fmt(inputs[0])}, n = {fmt(exponent)}"
-    if len(inputs) == 1:
-        if op in ("+", "*"):
-            return f"x = {fmt(inputs[0])} on both sides (x {op} x)"
-        return f"x = {fmt(inputs[0])}"
-    return ", ".join(f"{name} = {fmt(v)}" for name, v in zip("ab", inputs))
-
-
 def operation_feedback(op: str, inputs: list[float], upstream: float, want: dict, got_data: float,
                        got_grads: list[float], pregrads: list[float] | None = None,
                        exponent: float | None = None) -> Feedback | None:
     """Compare one operation's forward value and backward contributions; None when they agree."""
     function, name = OP_BY_REQUEST[op]
-    where = describe_inputs(op, inputs, exponent)
-    names = ["x"] if len(inputs) == 1 else ["a", "b"]
-
-    def grads(values: list[float]) -> str:
-        return ", ".join(f"{n}.grad = {fmt(v)}" for n, v in zip(names, values))
-
-    if not close(got_data, want["data"]):
-        return Feedback("op_forward_wrong", function=function, op=name, inputs=where,
-                        expected=want["data"], got=got_data)
-    if not all_close(got_grads, want["grads"]):
-        # `=` where `+=` belongs, on any input: the gradient it already held is lost.
-        lost = [bool(p) and close(g, w - p) for g, w, p in zip(got_grads, want["grads"], pregrads or [])]
-        if any(lost) and all(lost_i or close(g, w) for lost_i, g, w in zip(lost, got_grads, want["grads"])):
-            assert pregrads is not None  # `lost` is all False without them
-            return Feedback("op_backward_overwrites", function=function, op=name, inputs=where,
-                            upstream=upstream, before=grads(pregrads), expected=grads(want["grads"]),
-                            got=grads(got_grads))
-        return Feedback("op_backward_wrong", function=function, op=name, inputs=where, upstream=upstream,
-                        expected=grads(want["grads"]), got=grads(got_grads))
-    return None
+    found = diagnosis.operation(op, name, inputs, upstream, want["data"], want["grads"], got_data, got_grads,
+                                pregrads=pregrads, exponent=exponent)
+    return None if found is None else Feedback(found["id"], function=function, **found["params"])
 
 
 def pinpoint_operation(trace: list[dict], reference) -> Feedback | None:

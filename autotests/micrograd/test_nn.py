@@ -6,6 +6,7 @@ costs points in `ops`/`backprop` only.
 """
 import math
 
+import diagnosis
 import pytest
 
 from grader.testing import Feedback, all_close
@@ -57,16 +58,10 @@ def neuron_count(kind, args):
 def check_parameters(code, reference, kind, args):
     got, want = code.call_beside(reference, "model_structure", kind=kind, args=args)
     call = f"{MODELS[kind]}{tuple(args)}"
-    expected = want["count"]
-    if got["count"] != expected:
-        hint = "bias" if got["count"] == expected - neuron_count(kind, args) else "count"
-        raise Feedback("parameters_count", model=call, got=got["count"], expected=expected, hint=hint)
-    if got["distinct"] != got["count"]:
-        raise Feedback("parameters_repeated", model=call)
-    if [-1, -1] in got["order"]:
-        raise Feedback("parameters_foreign", model=call)
-    if got["order"] != want["order"]:
-        raise Feedback("parameters_order", model=call)
+    found = diagnosis.parameters(call, got["count"], want["count"], neuron_count(kind, args), got["distinct"],
+                                 got["order"], want["order"])
+    if found is not None:
+        raise Feedback(found["id"], **found["params"])
 
 
 def check_forward(code, reference, kind, args, params, x, upstream, x_as_values=True, kwargs=None):
@@ -78,7 +73,10 @@ def check_forward(code, reference, kind, args, params, x, upstream, x_as_values=
     if got["single"] != want["single"]:
         raise Feedback("layer_single_output" if want["single"] else "layer_list_output", model=call)
     if not all_close(got["out"], want["out"]):
-        raise Feedback("model_output", model=call, x=x, expected=want["out"], got=got["out"])
+        no_bias = reference.call("model_forward", **{**request, "params": [
+            {"w": neuron["w"], "b": 0.0} for neuron in request["params"]]})["out"]
+        found = diagnosis.model_output(call, x, want["out"], got["out"], without_bias=no_bias)
+        raise Feedback(found["id"], **found["params"])
     if not all_close(got_grads, want_grads) or not all_close(got["x_grads"], want["x_grads"]):
         raise Feedback("model_gradients", model=call, x=x, expected=want_grads, got=got_grads)
 
@@ -120,11 +118,12 @@ def test_mlp_layer_sizes_and_nonlinearity(on_any_engine, reference, nin, nouts):
     def check(code):
         got, want = (answer["structure"] for answer in code.call_beside(
             reference, "model_structure", kind="mlp", args=[nin, nouts], with_parameters=False))
-        if [[n["inputs"] for n in layer] for layer in got] != [[n["inputs"] for n in layer] for layer in want]:
-            raise Feedback("mlp_sizes", model=f"MLP({nin}, {nouts})",
-                           expected=[len(layer) for layer in want], got=[len(layer) for layer in got])
-        if [[n["nonlin"] for n in layer] for layer in got] != [[n["nonlin"] for n in layer] for layer in want]:
-            raise Feedback("mlp_nonlin", model=f"MLP({nin}, {nouts})")
+        found = diagnosis.mlp_structure(
+            f"MLP({nin}, {nouts})", [[n["inputs"] for n in layer] for layer in want],
+            [[n["inputs"] for n in layer] for layer in got], [[n["nonlin"] for n in layer] for layer in want],
+            [[n["nonlin"] for n in layer] for layer in got])
+        if found is not None:
+            raise Feedback(found["id"], **found["params"])
 
     on_any_engine(check)
 

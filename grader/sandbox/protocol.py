@@ -24,6 +24,7 @@ class CallResult:
     value: object = None
     error: dict | None = None
     detail: str = ""
+    output: str = ""  # what the student's code printed during the call (cut at the output limit)
 
 
 def _typed_reply(message: object, shape: Shape, output_bytes: int) -> CallResult:
@@ -32,8 +33,9 @@ def _typed_reply(message: object, shape: Shape, output_bytes: int) -> CallResult
                       optional=frozenset({"value", "error", "output"}))
     try:
         reply = check(message, envelope)
+        output = reply.get("output", "")
         if reply["ok"]:
-            return CallResult("ok", value=check(reply.get("value"), shape))
-        return CallResult("error", error=check(reply.get("error"), ERROR, "error"))
+            return CallResult("ok", value=check(reply.get("value"), shape), output=output)
+        return CallResult("error", error=check(reply.get("error"), ERROR, "error"), output=output)
     except BadReply as bad:
         return CallResult("malformed", detail=f"the reply's {bad}" if bad.path else f"the reply {bad}")
