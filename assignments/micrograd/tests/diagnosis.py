@@ -63,6 +63,10 @@ def operation(op, name, inputs, upstream, want_data, want_grads, got_data, got_g
         return message("op_backward_overwrites", **shown)
     if len(inputs) == 1 and op in ("+", "*") and close(got_grads[0], (want_grads[0] - pregrads[0]) / 2):
         return message("op_backward_overwrites_same", **shown)
+    # The local derivative alone, not multiplied by out.grad (the chain rule).
+    if upstream not in (0, 1) and all(close(g, p + (w - p) / upstream)
+                                      for g, w, p in zip(got_grads, want_grads, pregrads)):
+        return message("op_backward_no_upstream", **shown)
     return message("op_backward_wrong", **shown)
 
 
