@@ -85,7 +85,8 @@ def test_functions_that_need_a_failing_one_are_not_blamed_for_it(tmp_path):
 
 
 def test_a_hang_in_backward_is_one_timeout(tmp_path):
-    folder = with_mistake(tmp_path, "engine.py", "        build_topo(self)\n", "        while True:\n            pass\n")
+    hang = "        while True:\n            pass\n"
+    folder = with_mistake(tmp_path, "engine.py", "        build_topo(self)\n", hang)
     result = check(folder)
     assert result.returncode == 1
     assert result.stdout.count("did not finish") == 1, result.stdout
