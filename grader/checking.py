@@ -16,7 +16,7 @@ from pathlib import Path
 from grader.compare import failure_feedback, formatted
 from grader.course import Assignment
 from grader.formats import _printable
-from grader.messages import MESSAGES
+from grader.messages import MESSAGES, render
 from grader.report import Report
 from grader.replies import PUBLIC_TEST
 from grader.results import Outcome, RunResult
@@ -178,6 +178,10 @@ def check_submission(submission: Submission, assignment: Assignment, *, lang: st
     counted = replace(assignment, groups=groups)
     report = build_report(counted, submission, RunResult(ordered, once_per_error(broken), isolation), seed=0,
                           lang=lang, started_at=started_at, duration_s=time.perf_counter() - started)
+    report.status = "checked"  # its scores count public checks: it is never a grade
+    progress = function_progress(report.to_dict())
+    report.progress = {"functions_done": sum(state == "done" for _, state, _ in progress), "functions": len(progress),
+                       "checks_passed": sum(o.status == "passed" for o in ordered), "checks": len(ordered)}
     return report
 
 
@@ -220,14 +224,7 @@ def function_progress(report: dict) -> list[tuple[str, str, dict]]:
 
 def check_summary(report: dict, lang: str) -> str:
     """What a check counts, in words: functions done and public checks passed (never a grade)."""
-    progress = function_progress(report)
-    done = sum(state == "done" for _, state, _ in progress)
-    passed = sum(t["status"] == "passed" for t in report["tests"])
-    if lang == "zh":
-        return (f"已完成 {done}/{len(progress)} 个函数，通过 {passed}/{len(report['tests'])} 项公开检查"
-                "（这不是成绩：正式评分的隐藏测试会检查更多情况）")
-    return (f"{done} of {len(progress)} functions done, {passed} of {len(report['tests'])} public checks passed "
-            "(not a grade: the hidden tests check more)")
+    return render({"id": "check_summary", "params": report["progress"]}, lang)
 
 
 def render_check_text(report: dict, lang: str = "en", color: bool = False) -> str:

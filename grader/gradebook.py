@@ -228,6 +228,8 @@ def read_reports(folder: Path) -> dict[str, dict]:
             report = load_report(path)
         except ReportError as exc:
             raise GradebookError(str(exc)) from None
+        if report["status"] == "checked":
+            raise GradebookError(f"{path}: a `grader check` report (public checks), not a grade")
         reports[report["student"]] = report
     if not reports:
         raise GradebookError(f"{students}: no reports in it")

@@ -52,6 +52,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "{what} 不对：应为 {expected}，实际为 {got}",
     },
     "public.failed": {"en": "{text}", "zh": "{text}"},
+    "check_summary": {
+        "en": "{functions_done} of {functions} functions done, {checks_passed} of {checks} public checks passed "
+              "(not a grade: the hidden tests check more)",
+        "zh": "已完成 {functions_done}/{functions} 个函数，通过 {checks_passed}/{checks} 项公开检查"
+              "（这不是成绩：正式评分的隐藏测试会检查更多情况）",
+    },
     "depends_on": {
         "en": "not checked: it depends on {dependency}, which fails: fix {dependency} first",
         "zh": "未检查：它依赖的 {dependency} 有错误，请先修正 {dependency}",

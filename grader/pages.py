@@ -207,14 +207,28 @@ def _files_section(files: dict[str, str], tests: list[dict], labels: dict[str, s
     sections = []
     for name, source in files.items():
         lines = source.splitlines()
+        bad = syntax_error_line(source, name)
         parts: list[tuple[str, object]] = []
         start = 0
         for end in sorted(line for place, line in placed if place == name):
-            parts += [("code", (lines[start:end], start + 1)), ("feedback", placed[(name, end)])]
+            parts += [("code", (lines[start:end], start + 1, *bad)), ("feedback", placed[(name, end)])]
             start = end
-        parts.append(("code", (lines[start:], start + 1)))
+        parts.append(("code", (lines[start:], start + 1, *bad)))
         sections.append((name, parts))
     return _macros().files_section(sections, labels), general
+
+
+def syntax_error_line(source: str, name: str) -> tuple[int, str] | tuple[()]:
+    """The line Python cannot parse in a .py file and why, for the listing to mark it (parsed, never run)."""
+    if not name.endswith(".py"):
+        return ()
+    try:
+        ast.parse(source, name)
+    except SyntaxError as error:
+        return (error.lineno or 0, f"{type(error).__name__}: {error.msg}")
+    except (ValueError, RecursionError):  # null bytes, deep nesting: nothing to point at
+        pass
+    return ()
 
 
 def _notebook_section(submission: Submission, tests: list[dict], labels: dict[str, str]) -> tuple[str, list[dict]]:

@@ -109,17 +109,21 @@ class Report:
     duration_s: float
     score: float
     max_score: float
-    status: str  # "graded", or "error" when the submission could not be graded at all
+    status: str  # "graded"; "error" when the submission could not be graded at all; "checked" by grader check
     groups: list[GroupScore] = field(default_factory=list)
     tests: list[TestResult] = field(default_factory=list)
     errors: list[dict] = field(default_factory=list)  # submission-level problems: {"id", "message"}
     late: Late | None = None
     schema_version: str = SCHEMA_VERSION
+    # grader check's reports (status "checked"): what they count, which is never a grade
+    progress: dict | None = None  # {"functions_done", "functions", "checks_passed", "checks"}
 
     def to_dict(self) -> dict:
         """The report as JSON data, at most MAX_REPORT_BYTES: beyond it each test's feedback is cut to SHORT_TEXT
         characters and its message parameters dropped, in report order, and an error entry says so."""
         data = asdict(self)
+        if data["progress"] is None:
+            del data["progress"]
         for test in data["tests"]:
             test["feedback"], test["message"] = bounded_text(test["feedback"]), bounded_message(test["message"])
             if test["output"] is None:

@@ -1,4 +1,5 @@
 """`grader check`: the public tests through the sandbox, function by function, in English and Chinese."""
+import json
 import shutil
 import subprocess
 import sys
@@ -100,3 +101,25 @@ def test_a_syntax_error_is_shown_once_with_file_line_and_caret(workspace):
 def test_folder_without_a_submission_is_exit_2(tmp_path):
     result = check(cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_every_format_counts_functions_done_and_public_checks_passed_never_a_grade(tmp_path):
+    folder = ROOT / "submissions" / "micrograd" / "frank_no_zero_grad"
+    text = check(str(folder), cwd=ROOT).stdout
+    assert "20 of 21 functions done, 33 of 35 public checks passed (not a grade" in text
+    report = json.loads(check(str(folder), "--format", "json", cwd=ROOT).stdout)
+    assert report["status"] == "checked" and report["score"] == 33 and report["max_score"] == 35
+    assert report["progress"] == {"functions_done": 20, "functions": 21, "checks_passed": 33, "checks": 35}
+    markdown = check(str(folder), "--format", "markdown", cwd=ROOT).stdout
+    assert markdown.splitlines()[0].endswith("20 of 21 functions done, 33 of 35 public checks passed (not a grade: "
+                                             "the hidden tests check more)")
+    assert "| Group | Public checks passed | Public checks |" in markdown
+    junit = check(str(folder), "--format", "junit", cwd=ROOT).stdout
+    assert 'name="micrograd: public checks"' in junit and 'tests="35"' in junit
+    # a check report is no grade: a gradebook refuses it
+    students = tmp_path / "reports" / "students"
+    students.mkdir(parents=True)
+    (students / "frank.json").write_text(json.dumps(report), encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "grader", "gradebook", str(tmp_path / "reports")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 2 and "a `grader check` report (public checks), not a grade" in done.stderr

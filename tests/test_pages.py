@@ -302,3 +302,10 @@ def test_dashboard_in_headless_chromium(tmp_path):
     students = section(dom, "students")
     for student in LINKS:
         assert f'href="{student}.html"' in students and f'href="{student}.json"' in students
+
+
+def test_file_page_marks_the_line_python_cannot_parse(assignment):
+    heidi = load_submission(ROOT / "submissions" / "micrograd" / "heidi_syntax_error", assignment)
+    page = feedback_page(make_report("heidi"), heidi)
+    marked = re.findall(r'<span class="bad-line" title="([^"]*)"><span class="ln">(\d+)</span>([^<]*)</span>', page)
+    assert marked == [("SyntaxError: expected &#39;:&#39;", "45", "    def __call__(self, x)")]

@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 from typing import Callable
 
 from grader.formats.escaping import _LONE_SURROGATE, _md, _printable, _xml_text
+from grader.messages import render as render_message
 
 FORMATS = ("text", "json", "gradescope", "junit", "markdown")
 
@@ -39,6 +40,8 @@ _LABELS = {
         "not_graded": "not graded: the submission could not be run", "not_passed": "Tests not passed",
         "errors": "Submission errors", "warnings": "Isolation warnings",
         "late": "Late", "late_detail": "{days} day(s), -{percent}%",
+        "checks_passed": "Public checks passed", "checks": "Public checks", "check": "Public check",
+        "checks_not_passed": "Public checks not passed",
     },
     "zh": {
         "assignment": "作业", "student": "学生", "score": "得分", "max": "满分", "total": "总计",
@@ -47,6 +50,8 @@ _LABELS = {
         "not_graded": "未评分：提交无法运行", "not_passed": "未通过的测试",
         "errors": "提交问题", "warnings": "隔离警告",
         "late": "迟交", "late_detail": "{days} 天，扣 {percent}%",
+        "checks_passed": "通过的公开检查", "checks": "公开检查", "check": "公开检查",
+        "checks_not_passed": "未通过的公开检查",
     },
 }
 
@@ -132,6 +137,8 @@ def render_junit(report: dict, lang: str = "en") -> str:
     CI job that grades a broken submission shows red instead of "0 tests"."""
     labels = _labels(lang)
     assignment = _xml_text(report["assignment"]["name"])
+    if report["status"] == "checked":  # grader check: each testcase is a public check, and the scores count them
+        assignment = f"{assignment}: {labels['checks'].lower()}"
     root = ET.Element("testsuites", name=assignment, time=f"{report['duration_s']:.3f}")
     grouped = _tests_by_group(report)
     for group in report["groups"]:
@@ -236,8 +243,13 @@ def render_text(report: dict, lang: str = "en", color: bool = False) -> str:
 def render_markdown(report: dict, lang: str = "en") -> str:
     """A GitHub job summary ($GITHUB_STEP_SUMMARY): a score table per group, then the tests not passed."""
     labels = _labels(lang)
-    total = f"{_num(report['score'])} / {_num(report['max_score'])}"
-    lines = [f"### {_md(report['assignment']['name'])} · {_md(report['student'])}: {total}", ""]
+    if report["status"] == "checked":  # grader check: public checks counted, never a grade
+        labels = {**labels, "score": labels["checks_passed"], "max": labels["checks"], "test": labels["check"],
+                  "not_passed": labels["checks_not_passed"]}
+        total = render_message({"id": "check_summary", "params": report["progress"]}, lang)
+    else:
+        total = f"{_num(report['score'])} / {_num(report['max_score'])}"
+    lines = [f"### {_md(report['assignment']['name'])} · {_md(report['student'])}: {_md(total)}", ""]
     if report["status"] == "error":
         lines += [f"**{labels['not_graded']}**", ""]
     late = _late_detail(report, labels)
