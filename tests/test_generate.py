@@ -239,11 +239,11 @@ def test_a_wrong_result_carries_feedback(tmp_path):
                                                      "self.grad += (1 - t) * out.grad"))
     failed = [r for r in run_without_pytest(folder) if r["error"]]
     assert [r["test"] for r in failed] == ["test_tanh_backward"]
-    assert failed[0]["error"].startswith("Mismatch: tanh backward: x.grad is wrong: for x = 0.5, upstream = 1.0 "
-                                         "expected 0.786448, got 0.537883")
-    assert failed[0]["feedback"] == {"id": "public.mismatch", "params": {
-        "what": "tanh backward: x.grad", "inputs": "x = 0.5, upstream = 1.0", "expected": "0.786448",
-        "got": "0.537883"}}
+    assert failed[0]["error"] == ("Failed: tanh backward is wrong: for x = 0.5 and upstream gradient 1.75 expected "
+                                  "x.grad = 1.37628, got x.grad = 0.941295")
+    assert failed[0]["feedback"] == {"id": "op_backward_wrong", "params": {
+        "op": "tanh", "inputs": {"id": "inputs.one", "params": {"x": 0.5}}, "upstream": 1.75,
+        "expected": "x.grad = 1.37628", "got": "x.grad = 0.941295"}}
 
 
 # ---------------------------------------------------------------- malformed markers
