@@ -132,7 +132,8 @@ def rescore(assignment: Assignment, report: dict, submitted_at: datetime | None)
     return {**report, "assignment": assignment_stamp(assignment), "score": score,
             "max_score": sum(g.max_score for g in groups),
             "groups": [asdict(g) for g in groups],
-            "tests": [{**asdict(t), "feedback": bounded_text(t.feedback)} for t in tests],
+            "tests": [{**{k: v for k, v in asdict(t).items() if k != "output"}, "feedback": bounded_text(t.feedback)}
+                      for t in tests],  # a graded report's tests have no printed output
             "late": asdict(late_penalty(assignment.late, submitted_at, score))}
 
 

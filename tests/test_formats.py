@@ -132,7 +132,7 @@ CORRUPTIONS = {
     "missing key": (lambda d: d["tests"][0].pop("status"), "tests[0]: 'status' is a required property"),
     "missing top-level key": (lambda d: d.pop("seed"), "report: 'seed' is a required property"),
     "bad status": (_set("tests.3.status", "ok"), "tests[3].status: 'ok' is not one of ['passed'"),
-    "bad report status": (_set("status", "done"), "status: 'done' is not one of ['graded', 'error']"),
+    "bad report status": (_set("status", "done"), "status: 'done' is not one of ['graded', 'error', 'checked']"),
     "score above max": (_shift_scores(0, 1.0), "tests[0].score: 11.0 is more than its max_score 10.0"),
     "negative score": (_set("tests.1.score", -1.0), "tests[1].score: -1.0 is less than the minimum of 0"),
     "group sum": (lambda d: (d["groups"][1].update(score=15.0), d.update(score=60.0)),
