@@ -12,6 +12,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from grader.generate import GenerateError, build_notebook
+
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = ["micrograd", "micrograd-classify"]
 # What each assignment's "try it" cells print on the reference (the check cell: every function done).
@@ -194,3 +196,21 @@ def test_notebook_runs_top_to_bottom_on_a_correct_solution(name, runner, tmp_pat
     for module in {c.source.split()[1] for c in notebook(name).cells if c.source.startswith("%%writefile ")}:
         assert (folder / module).read_text(encoding="utf-8") == (ROOT / "reference" / name / module).read_text(
             encoding="utf-8")
+
+
+@pytest.mark.parametrize("text, line, words", [
+    ("a\n<!-- code: try-x -->\nb", 2, "neither generated (check) nor followed by a ```python block"),
+    ("<!-- code: try-x -->\n```python\nprint(1)\n", 2, "block of cell 'try-x' is never closed"),
+    ("<!-- code: check -->\n<!-- code: check -->", 2, "'check' appears twice"),
+])
+def test_a_bad_code_directive_names_file_and_line(text, line, words):
+    with pytest.raises(GenerateError, match=rf"^s\.md:{line}: .*{re.escape(words)}"):
+        build_notebook([("s.md", text)], {"check": "pass"})
+
+
+def test_a_python_block_below_a_directive_is_a_code_cell_and_leaves_the_markdown_around_it():
+    nb = nbformat.reads(build_notebook([("s.md", "# T\n<!-- code: try-x -->\n```python\nx = 1\n```\nafter\n"
+                                                 "<!-- code: check -->")], {"check": "pass"}), as_version=4)
+    assert [(c.cell_type, c.id, c.source) for c in nb.cells] == [
+        ("markdown", "md-01", "# T"), ("code", "try-x", "x = 1"), ("markdown", "md-02", "after"),
+        ("code", "check", "pass")]
