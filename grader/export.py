@@ -45,6 +45,8 @@ SKIPPED = {"_course", "__pycache__", ".pytest_cache", ".ipynb_checkpoints", ".DS
 # mutation operators' notes quote solution lines).
 STUDENT_OMIT = ("mutation.py", "selftest.py")
 ZIP_DATE = (2000, 1, 1, 0, 0, 0)  # fixed timestamps: the same course gives the same bundle
+# Extras the exported grader keeps: students install `grader-src[notebook]` to work in the notebook.
+EXPORTED_EXTRAS = ("notebook",)
 
 
 class ExportError(UnusableInput):
@@ -85,13 +87,15 @@ def copy_grader_package(dest: Path, *, student: bool) -> None:
 
 
 def project_metadata() -> dict:
-    """Version, dependencies and Python versions of the running grader: from its pyproject.toml in a source
-    checkout, else from the installed distribution."""
+    """Version, dependencies, EXPORTED_EXTRAS and Python versions of the running grader: from its pyproject.toml in
+    a source checkout, else from the installed distribution."""
     pyproject = package_dir().parent / "pyproject.toml"
     if pyproject.is_file():
         project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
         if project.get("name") == DIST_NAME:
+            optional = project.get("optional-dependencies", {})
             return {"version": grader.__version__, "dependencies": list(project.get("dependencies", [])),
+                    "extras": {extra: list(optional[extra]) for extra in EXPORTED_EXTRAS if extra in optional},
                     "requires_python": project.get("requires-python", ">=3.10"),
                     "license": project.get("license", "MIT")}
     from importlib import metadata
@@ -107,7 +111,23 @@ def project_metadata() -> dict:
         return meta[name] if name in meta else None
 
     return {"version": grader.__version__, "dependencies": [r for r in requires if "extra ==" not in r],
-            "requires_python": field("Requires-Python") or ">=3.10", "license": field("License") or "MIT"}
+            "extras": extras_of(requires), "requires_python": field("Requires-Python") or ">=3.10",
+            "license": field("License") or "MIT"}
+
+
+def extras_of(requires: list[str]) -> dict[str, list[str]]:
+    """EXPORTED_EXTRAS from an installed distribution's requirements (`ipykernel>=6.29; extra == "notebook"`),
+    each requirement without its extra marker."""
+    from packaging.requirements import Requirement  # pytest's dependency, so always there
+
+    extras: dict[str, list[str]] = {}
+    for line in requires:
+        requirement = Requirement(line)
+        marker, requirement.marker = requirement.marker, None
+        for extra in EXPORTED_EXTRAS:
+            if marker is not None and marker.evaluate({"extra": extra}) and not marker.evaluate({"extra": ""}):
+                extras.setdefault(extra, []).append(str(requirement))
+    return extras
 
 
 def pyproject_text(course_parts: tuple[str, ...], description: str) -> str:
@@ -115,7 +135,7 @@ def pyproject_text(course_parts: tuple[str, ...], description: str) -> str:
     meta = project_metadata()
     return _render("pyproject.toml.j2", name=DIST_NAME, version=meta["version"], description=description,
                    requires_python=meta["requires_python"], license=meta["license"],
-                   dependencies=meta["dependencies"], course_parts=course_parts)
+                   dependencies=meta["dependencies"], extras=meta["extras"], course_parts=course_parts)
 
 
 def write_grader_source(dest: Path, course: Course, name: str, *, student: bool) -> None:

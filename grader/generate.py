@@ -4,7 +4,8 @@ reference/{engine,nn,train}.py   -> skeletons: each `### BEGIN SOLUTION` .. `###
                                     becomes `raise NotImplementedError("<qualified name> is not written yet")`
 reference/student/README*.md     -> README.md, README.zh.md ({{todos}} is filled in)
 reference/student/notebook/*.md  -> <name>.ipynb (markdown sections in file order, code cells where a
-                                    line `<!-- code: TAG -->` says so)
+                                    line `<!-- code: TAG -->` says so: the files' cells, the check cell, or
+                                    the ```python block below that line)
 reference/tests/                 -> tests/ (public tests, copied verbatim)
 reference/student/template/      -> template/ (a student repository: these files, README.md filled in like the
                                     READMEs, plus the three skeletons)
@@ -122,31 +123,47 @@ def fill_template(text: str, values: dict[str, str], source: str) -> str:
 
 
 def build_notebook(sections: list[tuple[str, str]], cells: dict[str, str]) -> str:
-    """nbformat v4 JSON; fixed cell ids and no timestamps so the output is byte-stable."""
+    """nbformat v4 JSON; fixed cell ids and no timestamps so the output is byte-stable. `<!-- code: TAG -->` puts
+    the generated cell TAG (one of `cells`) there; for any other TAG, the ```python block right below it is the
+    cell (the notebook's own code, such as its "try it" cells)."""
     import nbformat  # only generation needs it
 
     nb = nbformat.v4.new_notebook()
     nb.metadata = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
                    "language_info": {"name": "python"}}
     used: set[str] = set()
+
+    def add_markdown(chunk: list[str]) -> None:
+        if "\n".join(chunk).strip():
+            nb.cells.append(nbformat.v4.new_markdown_cell(
+                "\n".join(chunk).strip("\n"), id=f"md-{sum(c.cell_type == 'markdown' for c in nb.cells) + 1:02d}"))
+
     for source, text in sections:
-        chunk: list[str] = []
-        for number, line in enumerate(text.split("\n") + [None], start=1):
-            directive = CODE_DIRECTIVE.match(line.strip()) if line is not None else None
-            if line is not None and not directive:
-                chunk.append(line)
+        lines, chunk, at = text.split("\n"), [], 0
+        while at < len(lines):
+            directive = CODE_DIRECTIVE.match(lines[at].strip())
+            at += 1
+            if not directive:
+                chunk.append(lines[at - 1])
                 continue
-            if "\n".join(chunk).strip():
-                nb.cells.append(nbformat.v4.new_markdown_cell(
-                    "\n".join(chunk).strip("\n"), id=f"md-{sum(c.cell_type == 'markdown' for c in nb.cells) + 1:02d}"))
+            add_markdown(chunk)
             chunk = []
-            if directive:
-                tag = directive.group(1)
-                if tag not in cells or tag in used:
-                    raise GenerateError(f"{source}:{number}: unknown or repeated code cell {tag!r} "
-                                        f"(expected each of {', '.join(cells)} once)")
-                used.add(tag)
-                nb.cells.append(nbformat.v4.new_code_cell(cells[tag], id=tag, metadata={"tags": [tag]}))
+            tag = directive.group(1)
+            if tag in used:
+                raise GenerateError(f"{source}:{at}: code cell {tag!r} appears twice")
+            used.add(tag)
+            if tag in cells:
+                code = cells[tag]
+            elif at < len(lines) and lines[at].strip() == "```python":
+                close = next((i for i in range(at + 1, len(lines)) if lines[i].strip() == "```"), None)
+                if close is None:
+                    raise GenerateError(f"{source}:{at + 1}: the ```python block of cell {tag!r} is never closed")
+                code, at = "\n".join(lines[at + 1:close]), close + 1
+            else:
+                raise GenerateError(f"{source}:{at}: code cell {tag!r} is neither generated ({', '.join(cells)}) "
+                                    "nor followed by a ```python block")
+            nb.cells.append(nbformat.v4.new_code_cell(code, id=tag, metadata={"tags": [tag]}))
+        add_markdown(chunk)
     if missing := [tag for tag in cells if tag not in used]:
         raise GenerateError(f"{sections[-1][0]}: no `<!-- code: {missing[0]} -->` line for the {missing[0]!r} cell")
     nbformat.validate(nb)
@@ -211,7 +228,9 @@ def build_assignment(course_root: Path, name: str) -> dict[str, bytes]:
     if not sections:
         raise GenerateError(f"{student / 'notebook'}: no .md sections")
     cells = {Path(f).stem: f"%%writefile {f}\n{out[f]}" for f in given + files}
-    cells["check"] = f"!grader check {name}.ipynb --assignment {name}"
+    # The kernel's own Python (quoted: it may hold spaces): a venv's `grader` is not on PATH when Jupyter was
+    # started without activating the venv.
+    cells["check"] = f"import sys\n!\"{{sys.executable}}\" -m grader check {name}.ipynb --assignment {name}"
     out[f"{name}.ipynb"] = build_notebook(sections, cells)
 
     # A student repository to start from: the skeletons, a README and a CI workflow that runs `grader check`.

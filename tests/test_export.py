@@ -6,6 +6,7 @@ import importlib.util
 import json
 import os
 import re
+import shlex
 import shutil
 import stat
 import subprocess
@@ -126,10 +127,11 @@ def student_export(tmp_path_factory) -> Path:
 
 
 def readme_install_command(readme: str) -> list[str]:
-    """The install command of the README's set-up section, e.g. ["python", "-m", "pip", "install", "../grader-src"]."""
-    commands = re.findall(r"`(python -m pip install \S+)`", readme)
+    """The install command of the README's set-up section, as the shell splits it, e.g.
+    ["python", "-m", "pip", "install", "../grader-src[notebook]"]."""
+    commands = re.findall(r"`(python -m pip install [^`]+)`", readme)
     assert len(commands) == 1, commands
-    return commands[0].split()
+    return shlex.split(commands[0])
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +152,11 @@ def test_both_readmes_give_the_same_install_command_and_it_finds_the_grader(stud
     folder = student_export / "micrograd"
     english = readme_install_command((folder / "README.md").read_text(encoding="utf-8"))
     assert readme_install_command((folder / "README.zh.md").read_text(encoding="utf-8")) == english
-    assert (folder / english[-1] / "pyproject.toml").is_file()
+    source, extra = re.fullmatch(r"(.+)\[(\w+)\]", english[-1]).groups()
+    pyproject = tomllib.loads((folder / source / "pyproject.toml").read_text(encoding="utf-8"))
+    # The notebook extra brings a kernel and Jupyter; the grader's own dependencies are the same as here.
+    assert extra == "notebook" and {r.split(">")[0] for r in pyproject["project"]["optional-dependencies"][extra]} == {
+        "ipykernel", "notebook"}
 
 
 def installed_package(bin_dir: Path) -> Path:

@@ -190,13 +190,15 @@ def test_notebook_validates_and_its_cells_are_the_skeletons():
     nbformat.validate(nb)
     assert nb.nbformat == 4
     ids = [c.id for c in nb.cells]
-    assert len(set(ids)) == len(ids) and all(re.fullmatch(r"md-\d\d|engine|nn|train|check", i) for i in ids)
+    assert len(set(ids)) == len(ids) and all(re.fullmatch(r"md-\d\d|fresh|(try-)?(engine|nn|train)|check", i)
+                                             for i in ids)
     tagged = {c.metadata["tags"][0]: c for c in nb.cells if c.metadata.get("tags")}
-    assert list(tagged) == ["engine", "nn", "train", "check"]
+    assert list(tagged) == ["fresh", "engine", "try-engine", "nn", "try-nn", "train", "try-train", "check"]
     for tag in ("engine", "nn", "train"):
         assert tagged[tag].cell_type == "code" and tagged[tag].id == tag
         assert tagged[tag].source == f"%%writefile {tag}.py\n" + (FOLDER / f"{tag}.py").read_text(encoding="utf-8")
-    assert tagged["check"].source == "!grader check micrograd.ipynb --assignment micrograd"
+    assert tagged["check"].source == ('import sys\n'
+                                      '!"{sys.executable}" -m grader check micrograd.ipynb --assignment micrograd')
     assert all(c.outputs == [] and c.execution_count is None for c in nb.cells if c.cell_type == "code")
     markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     for section in ("Value", "拓扑排序", "链式法则", "神经元", "均方误差", "L2正则化"):
