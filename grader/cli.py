@@ -5,6 +5,7 @@ Errors are handled in one place, `GraderGroup.invoke`: a `grader.errors.GraderEr
 README); click's own usage errors stay click's (exit 2); a Ctrl-C is exit 130, without a traceback."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import shlex
@@ -95,6 +96,9 @@ def require_folder_of(out: Path | None) -> None:
 @click.version_option(__version__, prog_name="grader")
 def main() -> None:
     """Autograder for the micrograd course: grade submissions safely, check your work, run course CI."""
+    for stream in (sys.stdout, sys.stderr):  # a cp1252 or GBK console cannot show every ✓ or 汉字: never a crash
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="replace")
 
 
 @main.command()
@@ -165,6 +169,7 @@ def check(path: Path, assignment_name: str, course_dir: Path | None, lang: str, 
     """
     from grader.checking import all_passed, check_submission, render_check_text
     from grader.formats import render, write_text_atomic
+    from grader.sandbox import isolation_line
     from grader.submission import load_submission
 
     require_folder_of(out)
@@ -174,6 +179,7 @@ def check(path: Path, assignment_name: str, course_dir: Path | None, lang: str, 
     data = check_submission(submission, assignment, lang=lang, only=only).to_dict()
     tty = sys.stdout.isatty()
     text = render_check_text(data, lang, color=tty) if fmt == "text" else render(data, fmt, lang)
+    click.echo(isolation_line(data["isolation"]), err=True)
     click.echo(text, nl=not text.endswith("\n"))
     if out is not None:
         write_text_atomic(out, render_check_text(data, lang) if fmt == "text" else text)
