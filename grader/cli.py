@@ -40,8 +40,34 @@ class InputError(UnusableInput):
     given to `grade`): exit code 2, like a usage error."""
 
 
+STUDENT_COMMANDS = ("check", "validate", "schema")  # all the student grader (`grader export student`) offers
+
+
+def student_grader() -> bool:
+    """The grader of `grader export student`, which leaves out the staff tools (grader/export.py STUDENT_OMIT)."""
+    return not Path(__file__).with_name("selftest.py").is_file()
+
+
 class GraderGroup(click.Group):
-    """The `grader` group: the one place where a GraderError becomes `Error: <one line>` and its exit code."""
+    """The `grader` group: the one place where a GraderError becomes `Error: <one line>` and its exit code. The
+    student grader lists and runs only STUDENT_COMMANDS."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = super().list_commands(ctx)
+        return [name for name in names if name in STUDENT_COMMANDS] if student_grader() else names
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands and cmd_name not in STUDENT_COMMANDS and student_grader():
+            raise InputError(f"`grader {cmd_name}` is for course staff: this student grader has no hidden tests "
+                             "and runs `grader check` (see grader --help)")
+        return super().get_command(ctx, cmd_name)
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        if student_grader():
+            formatter.write_paragraph()
+            formatter.write_text("The micrograd course's grader for students: check your work with the public tests.")
+        else:
+            super().format_help_text(ctx, formatter)
 
     def invoke(self, ctx: click.Context):
         try:

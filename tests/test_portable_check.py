@@ -1,5 +1,5 @@
 """`grader check` on the students' own machines: Windows and macOS, simulated here (Unix-only modules and os
-functions missing, sys.platform patched, so no bubblewrap), run end to end."""
+functions missing, sys.platform patched, so no bubblewrap), run end to end; and the student grader's commands."""
 from __future__ import annotations
 
 import os
@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from grader.export import export_student
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "submissions" / "micrograd"
@@ -134,3 +136,40 @@ def test_chinese_and_marks_on_a_console_that_cannot_show_them():
     result = simulated("win32", "check", str(SAMPLES / "alice_correct"), encoding="cp1252",
                        PYTHONIOENCODING="cp1252")
     assert result.returncode == 0 and "? Value.tanh" in result.stdout, result.stderr  # ✓, replaced
+
+
+# ---------------------------------------------------------------- the student grader's commands
+
+STAFF_COMMANDS = ("grade", "batch", "gradebook", "generate", "selftest", "export")
+
+
+@pytest.fixture(scope="module")
+def student_grader(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """The exported student grader, run as its README installs it (grader-src/ on the path), from the assignment."""
+    out = export_student(tmp_path_factory.mktemp("kit") / "kit", name="micrograd")
+    env = {k: v for k, v in os.environ.items() if k not in ("GRADER_COURSE", "PYTHONPATH")}
+    env.update(PYTHONPATH=str(out / "grader-src"), PYTHONDONTWRITEBYTECODE="1")
+    return out / "micrograd", env
+
+
+def kit_grader(kit: tuple[Path, dict[str, str]], *args: str) -> subprocess.CompletedProcess:
+    folder, env = kit
+    return subprocess.run([sys.executable, "-m", "grader", *args], capture_output=True, text=True, timeout=120,
+                          cwd=folder, env=env)
+
+
+def test_the_student_grader_lists_only_what_students_can_use(student_grader):
+    result = kit_grader(student_grader, "--help")
+    assert result.returncode == 0, result.stderr
+    commands = re.findall(r"^  (\w+)", result.stdout.partition("Commands:")[2], re.M)
+    assert commands == ["check", "schema", "validate"]
+    assert "grade submissions" not in result.stdout
+    for command in commands:
+        result = kit_grader(student_grader, command, "--help")
+        assert result.returncode == 0 and "Usage: " in result.stdout, result.stderr
+    for command in STAFF_COMMANDS:  # absent: one line, no traceback
+        result = kit_grader(student_grader, command, "--help")
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert result.stderr.startswith(f"Error: `grader {command}` is for course staff")
+    result = kit_grader(student_grader, "check")
+    assert result.returncode == 1 and "0 of 21 functions done" in result.stdout, result.stderr
