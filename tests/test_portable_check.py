@@ -2,6 +2,7 @@
 functions missing, sys.platform patched, so no bubblewrap), run end to end; and the student grader's commands."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import resource
@@ -86,15 +87,15 @@ def test_check_runs_the_samples_in_a_plain_child_process(platform):
     assert set(function_lines(result.stdout).values()) == {"not written yet"} and "0 of 21" in result.stdout
 
 
-def test_check_on_windows_says_what_its_isolation_lacks():
-    import json
-
+def test_check_on_windows_says_what_its_isolation_lacks_and_grading_refuses_it():
     result = simulated("win32", "check", str(SAMPLES / "alice_correct"), "--format", "json")
     assert result.returncode == 0, result.stderr
     isolation = json.loads(result.stdout)["isolation"]
     assert isolation["layers"] == ["clean-environment"]
     warnings = " ".join(isolation["warnings"])
     assert "rlimits: none on Windows" in warnings and "killed one by one" in warnings
+    result = simulated("win32", "grade", str(SAMPLES / "alice_correct"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "--allow-weak-sandbox" in result.stderr
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)
