@@ -5,6 +5,7 @@ Errors are handled in one place, `GraderGroup.invoke`: a `grader.errors.GraderEr
 README); click's own usage errors stay click's (exit 2); a Ctrl-C is exit 130, without a traceback."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import shlex
@@ -39,8 +40,34 @@ class InputError(UnusableInput):
     given to `grade`): exit code 2, like a usage error."""
 
 
+STUDENT_COMMANDS = ("check", "validate", "schema")  # all the student grader (`grader export student`) offers
+
+
+def student_grader() -> bool:
+    """The grader of `grader export student`, which leaves out the staff tools (grader/export.py STUDENT_OMIT)."""
+    return not Path(__file__).with_name("selftest.py").is_file()
+
+
 class GraderGroup(click.Group):
-    """The `grader` group: the one place where a GraderError becomes `Error: <one line>` and its exit code."""
+    """The `grader` group: the one place where a GraderError becomes `Error: <one line>` and its exit code. The
+    student grader lists and runs only STUDENT_COMMANDS."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = super().list_commands(ctx)
+        return [name for name in names if name in STUDENT_COMMANDS] if student_grader() else names
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands and cmd_name not in STUDENT_COMMANDS and student_grader():
+            raise InputError(f"`grader {cmd_name}` is for course staff: this student grader has no hidden tests "
+                             "and runs `grader check` (see grader --help)")
+        return super().get_command(ctx, cmd_name)
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        if student_grader():
+            formatter.write_paragraph()
+            formatter.write_text("The micrograd course's grader for students: check your work with the public tests.")
+        else:
+            super().format_help_text(ctx, formatter)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -95,6 +122,9 @@ def require_folder_of(out: Path | None) -> None:
 @click.version_option(__version__, prog_name="grader")
 def main() -> None:
     """Autograder for the micrograd course: grade submissions safely, check your work, run course CI."""
+    for stream in (sys.stdout, sys.stderr):  # a cp1252 or GBK console cannot show every ✓ or 汉字: never a crash
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="replace")
 
 
 @main.command()
@@ -165,6 +195,7 @@ def check(path: Path, assignment_name: str, course_dir: Path | None, lang: str, 
     """
     from grader.checking import all_passed, check_submission, render_check_text
     from grader.formats import render, write_text_atomic
+    from grader.sandbox import isolation_line
     from grader.submission import load_submission
 
     require_folder_of(out)
@@ -174,6 +205,7 @@ def check(path: Path, assignment_name: str, course_dir: Path | None, lang: str, 
     data = check_submission(submission, assignment, lang=lang, only=only).to_dict()
     tty = sys.stdout.isatty()
     text = render_check_text(data, lang, color=tty) if fmt == "text" else render(data, fmt, lang)
+    click.echo(isolation_line(data["isolation"]), err=True)
     click.echo(text, nl=not text.endswith("\n"))
     if out is not None:
         write_text_atomic(out, render_check_text(data, lang) if fmt == "text" else text)

@@ -141,7 +141,7 @@ def describe_exception(exc, files=()):
     frames = []
     for frame in traceback.extract_tb(exc.__traceback__):
         name = os.path.basename(frame.filename)
-        if name in files or "/tests/" in frame.filename:
+        if name in files or f"{os.sep}tests{os.sep}" in frame.filename:  # Windows paths have backslashes
             frames.append({"file": name[:200], "line": frame.lineno or 0, "function": frame.name[:200],
                            "code": (frame.line or "")[:300]})
     if isinstance(exc, SyntaxError) and exc.filename:

@@ -19,9 +19,12 @@ The strongest isolation this machine offers is used and reported in `Sandbox.iso
 
 Without bubblewrap (macOS, user namespaces blocked, or GRADER_SANDBOX=rlimits) only the last two groups apply
 and `isolation["warnings"]` says what is missing; `check_isolation` (grade, batch) refuses that unless allowed.
+On Windows (`grader check` on a student's own machine) the child is a plain process with a clean environment
+and a private working folder: no rlimits, no session; only the time limit holds.
 
 Killing: under bwrap the harness is PID 1 of its own PID namespace, so SIGKILL to it kills everything inside and
-bwrap exits only once the namespace is empty. Without bwrap the child's session (process group) is killed. As
+bwrap exits only once the namespace is empty. Without bwrap the child's session (process group) is killed, on
+Windows the child alone. As
 root, every process left in the slot's cgroup is killed, and a helper running as the slot uid then sends
 kill(-1, SIGKILL), which reaches exactly that uid's processes (setsid escapees, fork bombs). Replies are read
 from a pipe with a deadline, never until EOF, so a grandchild holding the pipe cannot hang the grader; stderr
@@ -35,6 +38,7 @@ The package, one job per module:
 * `cgroups.py`: a sandbox's own cgroup (as root);
 * `slots.py`: slot leases (a uid per slot, machine-wide) and killing every process of a uid;
 * `protocol.py`: replies typed against their request's shape (`CallResult`);
+* `pipes.py`: the child's stdin and stdout, read and written with deadlines (select(), or threads on Windows);
 * `process.py`: the `Sandbox` class: the child's lifecycle and the exchange of requests and replies;
 * `common.py`: what they share (errors, slot uids, root's state folder, path checks).
 
@@ -49,7 +53,7 @@ from grader.sandbox.common import (CLEAN_PATH, KILL_WAIT_S, LOCK_DIR, UID_BASE, 
                                    WeakSandboxError, die_with_parent)
 from grader.sandbox.probe import FALLBACK_PYTHON, MERGED_USR, MODES, PACKAGE_FOLDERS, PYTHON_PROBE, check_isolation
 from grader.sandbox.process import (BWRAP_OVERHEAD_PROCESSES, EXIT_GRACE_S, HARNESS, STDERR_TAIL_LINES, Sandbox,
-                                    close_all_sandboxes)
+                                    close_all_sandboxes, isolation_line)
 from grader.sandbox.protocol import MAX_QUESTIONS, MAX_REPLY_BYTES, TOO_LONG, CallResult
 from grader.sandbox.slots import MAX_SLOTS
 
@@ -59,5 +63,5 @@ __all__ = [
     "MAX_SLOTS", "MERGED_USR", "MIN_TMP_BYTES", "MODES", "OPEN_FILES", "PACKAGE_FOLDERS", "PYTHON_PROBE",
     "RLIMIT_LAYERS", "STDERR_TAIL_LINES", "TMP_INODES", "TOO_LONG", "UID_BASE", "WEAK_SANDBOX_FIX",
     "CallResult", "Sandbox", "SandboxError", "WeakSandboxError", "check_isolation", "close_all_sandboxes",
-    "die_with_parent",
+    "die_with_parent", "isolation_line",
 ]

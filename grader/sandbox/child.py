@@ -5,7 +5,6 @@ from __future__ import annotations
 import ctypes
 import math
 import os
-import resource
 import signal
 import sys
 from typing import TYPE_CHECKING, Callable, Iterable
@@ -21,12 +20,17 @@ OPEN_FILES = 256
 CPU_GRACE_S = 2  # RLIMIT_CPU = total budget rounded up + this; the wall-clock budget normally ends things first
 MIN_TMP_BYTES = 16 << 20
 TMP_INODES = 8192  # files (and folders) in the private /tmp, as root; 200,000 empty files cost ~200 MiB of kernel
-RLIMIT_LAYERS = (
-    (resource.RLIMIT_AS, "rlimit-memory"),
-    (resource.RLIMIT_CPU, "rlimit-cpu"),
-    (resource.RLIMIT_NPROC, "rlimit-processes"),
-    (resource.RLIMIT_FSIZE, "rlimit-file-size"),
-)
+if sys.platform == "win32":  # no rlimits: a plain child process there, only the time limit holds
+    RLIMIT_LAYERS: tuple[tuple[int, str], ...] = ()
+else:
+    import resource
+
+    RLIMIT_LAYERS = (
+        (resource.RLIMIT_AS, "rlimit-memory"),
+        (resource.RLIMIT_CPU, "rlimit-cpu"),
+        (resource.RLIMIT_NPROC, "rlimit-processes"),
+        (resource.RLIMIT_FSIZE, "rlimit-file-size"),
+    )
 
 
 def _bwrap_args(probe: _BwrapProbe, python: _Python, code: str | None, harness: str | None, tmp_bytes: int,
@@ -116,6 +120,8 @@ def _tmpfs_mounter(target: str, size: int, inodes: int, uid: int) -> Callable[[]
 
 def _rlimits(limits: Limits, nproc: int) -> list[tuple[int, tuple[int, int]]]:
     """(resource, (soft, hard)) for the child, never above the hard limits this process already has."""
+    if sys.platform == "win32":
+        return []
     wanted = [] if sys.platform == "darwin" else [(resource.RLIMIT_AS, limits.memory_mb << 20)]  # see warnings
     wanted += [
         (resource.RLIMIT_CPU, math.ceil(limits.total_timeout_s) + CPU_GRACE_S),

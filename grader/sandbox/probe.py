@@ -25,6 +25,7 @@ from grader.sandbox.common import (
     SandboxError,
     WeakSandboxError,
     _inside,
+    _is_root,
     _outermost,
     _reachable,
     _state_folder,
@@ -117,8 +118,8 @@ def _interpreter(uid: int | None) -> _Python:
     for exe in dict.fromkeys(os.path.realpath(c) for c in candidates if c and os.path.isfile(c)):
         if uid is not None and not _reachable(exe, uid, uid, 5):
             continue
-        try:
-            python = _describe_python(exe)
+        try:  # only bwrap (Linux) binds the files described, and only Linux has the /proc the probe reads
+            python = _describe_python(exe) if sys.platform == "linux" else _Python(exe, (), (), ())
         except (OSError, ValueError, KeyError, TypeError, subprocess.SubprocessError):
             continue  # an interpreter that cannot even say where its standard library is
         if uid is None or all(_reachable(folder, uid, uid, 5) for folder in python.folders):
@@ -249,7 +250,7 @@ def check_isolation(allow_weak: bool, mode: str | None = None) -> str:
     """Called before hidden tests run (grade, batch): "" when sandboxes get bubblewrap's filesystem isolation.
     Without it student code sees every file its uid can read: WeakSandboxError, or with allow_weak a warning
     to print (the report's isolation.warnings says the rest)."""
-    uid = UID_BASE if os.geteuid() == 0 else None
+    uid = UID_BASE if _is_root() else None
     probe = _bwrap_for(_mode(mode), uid, _interpreter(uid))
     if probe.path:
         return ""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import selectors
 import shutil
 import signal
@@ -29,7 +28,8 @@ from grader.sandbox.child import (
     _rlimits,
     _tmpfs_mounter,
 )
-from grader.sandbox.common import CLEAN_PATH, KILL_WAIT_S, UID_BASE, SandboxError, _reachable
+from grader.sandbox.common import CLEAN_PATH, KILL_WAIT_S, UID_BASE, WINDOWS, SandboxError, _is_root, _reachable
+from grader.sandbox.pipes import _SelectPipes, _ThreadPipes, child_pipes
 from grader.sandbox.probe import _bwrap_for, _interpreter, _mode
 from grader.sandbox.protocol import MAX_QUESTIONS, MAX_REPLY_BYTES, TOO_LONG, CallResult, _typed_reply
 from grader.sandbox.slots import _check_uid_unused, _kill_all_of_uid, _lease_slot, _processes_of, _slot_base
@@ -70,7 +70,7 @@ class Sandbox:
         self._harness_args = list(harness_args)  # after CODE_DIR OUTPUT_LIMIT on the harness's command line
         self._uid: int | None = None
         self._release_slot: Callable[[], object] = lambda: None
-        if os.geteuid() == 0:
+        if _is_root():
             slot, lock = _lease_slot(slot + _slot_base())
             # released by close(), or when a sandbox that failed to set up is dropped
             self._release_slot = weakref.finalize(self, os.close, lock)
@@ -83,6 +83,7 @@ class Sandbox:
         if self._bwrap.path is None and mode == "bwrap":
             raise SandboxError(f"GRADER_SANDBOX=bwrap but {self._bwrap.reason}")
         self._proc: subprocess.Popen | None = None
+        self._pipes: _SelectPipes | _ThreadPipes | None = None
         self._info_fd: int | None = None  # bwrap --info-fd: tells the host pid of the harness (the namespace's PID 1)
         self._stderr: IO[bytes] | None = None
         self._buffer = bytearray()
@@ -115,6 +116,9 @@ class Sandbox:
         else:
             self._command = []
             self._env = {"PATH": CLEAN_PATH, "LANG": "C.UTF-8", "HOME": str(self._work), "TMPDIR": str(self._work)}
+            if WINDOWS:  # Python does not start there without SYSTEMROOT; TEMP is its TMPDIR
+                self._env.update(SYSTEMROOT=os.environ.get("SYSTEMROOT", r"C:\Windows"), TEMP=str(self._work),
+                                 TMP=str(self._work))
         self._cgroup: _Cgroup | None = None
         if self._uid is not None and (homes := _cgroup_homes()):
             try:
@@ -169,6 +173,8 @@ class Sandbox:
     def _process_limit(self) -> tuple[int, str]:
         """RLIMIT_NPROC for the child, and a warning when that limit is shared with the grader's own uid."""
         extra = BWRAP_OVERHEAD_PROCESSES if self._bwrap.path else 0
+        if WINDOWS:  # no rlimits there: the isolation's warnings say so
+            return 0, ""
         if self._uid is not None:
             return self.limits.processes + extra, ""
         uid = os.getuid()
@@ -191,10 +197,12 @@ class Sandbox:
             if not self._bwrap.has_disable_userns:
                 warnings.append("bubblewrap lacks --disable-userns: sandboxed code may create user namespaces")
         else:
+            killed = ("one by one (Windows has no process groups), so the ones it starts itself can outlive it"
+                      if WINDOWS else "by session"
+                      + (" and by uid" if self._uid is not None else ", so ones that call setsid() can escape"))
             warnings += [
                 f"bubblewrap: not used ({self._bwrap.reason})",
-                "pid-namespace: none; processes are killed by session"
-                + (" and by uid" if self._uid is not None else ", so ones that call setsid() can escape"),
+                f"pid-namespace: none; processes are killed {killed}",
                 "no-network: none; sandboxed code can open network connections",
                 "read-only-filesystem: none; every file readable by the sandbox uid is visible (make the course's"
                 " reference and hidden tests unreadable to others: chmod -R o-rwx)",
@@ -203,13 +211,15 @@ class Sandbox:
             ]
         if self._uid is not None:
             layers += ["no-capabilities", "unprivileged-uid"]
+        elif WINDOWS:
+            warnings.append("unprivileged-uid: the sandbox runs as the grader's own user")
         else:
             layers.append("no-capabilities")
             warnings.append(f"unprivileged-uid: the sandbox runs as the grader's own uid {os.getuid()} (the grader"
                             " is not root, so it cannot switch to a dedicated uid)")
         if self._cgroup is not None:
             layers += self._cgroup.layers
-        else:
+        elif not WINDOWS:
             warnings.append("cgroup-memory, cgroup-pids: none (they need root and writable memory and pids cgroups);"
                             " memory and processes are limited per process, not for the sandbox as a whole")
         if self._setup.mount is not None:
@@ -219,11 +229,13 @@ class Sandbox:
                             " grader running as root), so its inodes can take much kernel memory")
         applied = {which for which, _ in self._rlimits}
         layers += [name for which, name in RLIMIT_LAYERS if which in applied]
-        if resource.RLIMIT_AS not in applied:
+        if WINDOWS:
+            warnings.append("rlimits: none on Windows; no memory, CPU, process or file size limit, only the time limit")
+        elif "rlimit-memory" not in layers:
             warnings.append("rlimit-memory: not applied (macOS does not enforce RLIMIT_AS)")
         if nproc_warning:
             warnings.append(nproc_warning)
-        layers += ["new-session", "clean-environment"]
+        layers += ["clean-environment"] if WINDOWS else ["new-session", "clean-environment"]
         return {"layers": layers, "warnings": warnings}
 
     # ---- public API
@@ -345,41 +357,22 @@ class Sandbox:
 
     def _next_line(self, request: bytes, deadline: float, meanwhile: Callable[[], object] | None) -> bytes:
         """Write `request` (may be empty) and read the child's next line, within the deadline."""
-        assert self._proc is not None and self._proc.stdin is not None and self._proc.stdout is not None
-        in_fd, out_fd = self._proc.stdin.fileno(), self._proc.stdout.fileno()
-        pending = memoryview(request)
+        assert self._pipes is not None
+        self._pipes.send(request)  # a request fits the pipe's buffer: it is usually all written here
         if meanwhile is not None:
-            try:  # a request fits the pipe's buffer: it is usually all written here, before `meanwhile`
-                pending = pending[os.write(in_fd, pending):]
-            except (BlockingIOError, BrokenPipeError):
-                pass
             meanwhile()
-        with selectors.DefaultSelector() as selector:
-            if pending:
-                selector.register(in_fd, selectors.EVENT_WRITE)
-            selector.register(out_fd, selectors.EVENT_READ)
-            scanned = 0
-            while (end := self._buffer.find(b"\n", scanned)) < 0:
-                scanned = len(self._buffer)
-                if scanned > MAX_REPLY_BYTES:
-                    self._crash(0, TOO_LONG)
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise _Timeout
-                for key, _ in selector.select(remaining):
-                    if key.fd == in_fd:
-                        try:
-                            pending = pending[os.write(in_fd, pending):]
-                        except BrokenPipeError:  # the child is gone: EOF on its stdout will say how
-                            pending = pending[:0]
-                        if not pending:
-                            selector.unregister(in_fd)
-                    else:
-                        chunk = os.read(out_fd, 1 << 20)
-                        if not chunk:
-                            reason = "closed its output without replying"
-                            self._crash(EXIT_GRACE_S, reason, exit_says_it_all=True)
-                        self._buffer += chunk
+        scanned = 0
+        while (end := self._buffer.find(b"\n", scanned)) < 0:
+            scanned = len(self._buffer)
+            if scanned > MAX_REPLY_BYTES:
+                self._crash(0, TOO_LONG)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _Timeout
+            chunk = self._pipes.receive(remaining)
+            if chunk == b"":
+                self._crash(EXIT_GRACE_S, "closed its output without replying", exit_says_it_all=True)
+            self._buffer += chunk or b""
         if end > MAX_REPLY_BYTES:
             self._crash(0, TOO_LONG)
         line = bytes(self._buffer[:end])
@@ -388,13 +381,11 @@ class Sandbox:
 
     def _check_idle(self) -> None:
         """Between calls the child must be silent; output or EOF now means it misbehaved or died."""
-        assert self._proc is not None and self._proc.stdout is not None
-        with selectors.DefaultSelector() as selector:
-            selector.register(self._proc.stdout.fileno(), selectors.EVENT_READ)
-            readable = bool(selector.select(0))
-        if self._buffer or readable:
-            if not self._buffer and not os.read(self._proc.stdout.fileno(), 1):
-                self._crash(EXIT_GRACE_S, "the child exited between calls")
+        assert self._pipes is not None
+        chunk = None if self._buffer else self._pipes.receive(0)
+        if chunk == b"":
+            self._crash(EXIT_GRACE_S, "the child exited between calls")
+        if self._buffer or chunk:
             self._crash(0, "the child wrote output nobody asked for between calls")
 
     def _crash(self, grace: float, reason: str, *, exit_says_it_all: bool = False) -> NoReturn:
@@ -427,7 +418,8 @@ class Sandbox:
         try:
             self._proc = subprocess.Popen(
                 command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, cwd=cwd,
-                env=self._env, pass_fds=pass_fds, start_new_session=True, preexec_fn=self._setup,
+                env=self._env, pass_fds=pass_fds, start_new_session=not WINDOWS,
+                preexec_fn=None if WINDOWS else self._setup,  # Windows: no fork, so nothing runs before exec
             )
         except (OSError, subprocess.SubprocessError) as exc:
             if self._info_fd is not None:
@@ -439,8 +431,7 @@ class Sandbox:
                 os.close(fd)
         self._buffer.clear()
         assert self._proc.stdin is not None and self._proc.stdout is not None
-        os.set_blocking(self._proc.stdin.fileno(), False)
-        os.set_blocking(self._proc.stdout.fileno(), False)
+        self._pipes = child_pipes(self._proc.stdin, self._proc.stdout)
 
     def _reset_work(self) -> None:
         """Without bwrap the working folder is the child's private /tmp: empty it for every new child."""
@@ -460,20 +451,23 @@ class Sandbox:
         stopped = ended is not None
         if not stopped and self._info_fd is not None and self._kill_sandbox_init(proc.pid):
             stopped = _reap(proc, KILL_WAIT_S) is not None  # bwrap exits once its namespace is empty
-        if not stopped or not self._bwrap.path:
+        if WINDOWS:
+            if not stopped:  # no process groups: the child alone
+                proc.kill()
+        elif not stopped or not self._bwrap.path:
             try:  # the session's process group: without a PID namespace this is how children are reached
                 os.killpg(proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-            if not stopped:
-                _reap(proc, KILL_WAIT_S)
+        if not stopped:
+            _reap(proc, KILL_WAIT_S)
         if self._cgroup is not None:  # whatever escaped the group (setsid) or the namespace, whatever its uid
             self._cgroup.kill()
         if self._uid is not None:  # the same, by uid: also what might have left the cgroup
             _kill_all_of_uid(self._uid)
-        for pipe in (proc.stdin, proc.stdout):
-            if pipe is not None:
-                pipe.close()
+        if self._pipes is not None:
+            self._pipes.close()
+            self._pipes = None
         if self._info_fd is not None:
             os.close(self._info_fd)
             self._info_fd = None
@@ -518,8 +512,7 @@ class Sandbox:
         finally:
             os.close(pidfd)
 
-    def _describe_exit(self, status: int, maxrss_kib: int) -> str:
-        code = os.waitstatus_to_exitcode(status)
+    def _describe_exit(self, code: int, maxrss_kib: int) -> str:
         if self._bwrap.path and 128 < code < 128 + 65:  # bwrap reports a signal death as 128 + signal
             code = -(code - 128)
         if code < 0:
@@ -539,8 +532,23 @@ class Sandbox:
         return text
 
 
+def isolation_line(isolation: dict) -> str:
+    """What isolated student code, in one line (`grader check` says it; the report's `isolation` has the rest)."""
+    layers = isolation["layers"]
+    if "bubblewrap" in layers:
+        return "isolation: bubblewrap (own processes, no network, read-only files), time and memory limits"
+    limits = "time and memory limits" if "rlimit-memory" in layers else "a time limit"
+    unused = next((w for w in isolation["warnings"] if w.startswith("bubblewrap: ")), "bubblewrap: not used")
+    return f"isolation: a plain child process with {limits}; {unused}"
+
+
 def _reap(proc: subprocess.Popen, timeout: float) -> tuple[int, int] | None:
-    """Wait up to timeout for the child; (wait status, max RSS in KiB incl. reaped descendants) or None."""
+    """Wait up to timeout for the child; (exit code, max RSS in KiB incl. reaped descendants) or None."""
+    if WINDOWS:  # no wait4: the memory it used is not known
+        try:
+            return proc.wait(timeout), 0
+        except subprocess.TimeoutExpired:
+            return None
     deadline = time.monotonic() + timeout
     pause = 0.0005
     while True:
@@ -551,7 +559,7 @@ def _reap(proc: subprocess.Popen, timeout: float) -> tuple[int, int] | None:
         if pid:
             proc.returncode = os.waitstatus_to_exitcode(status)  # so Popen never waits for it again
             maxrss = usage.ru_maxrss // 1024 if sys.platform == "darwin" else usage.ru_maxrss
-            return status, maxrss
+            return proc.returncode, maxrss
         if time.monotonic() >= deadline:
             return None
         time.sleep(pause)

@@ -4,9 +4,7 @@ Closing a sandbox kills every process of its uid, so a slot is never shared by t
 sweep forks a helper that switches to the uid and sends kill(-1, SIGKILL), which reaches exactly its processes."""
 from __future__ import annotations
 
-import fcntl
 import os
-import pwd
 import signal
 import sys
 import time
@@ -92,6 +90,8 @@ def _lease_slot(preferred: int) -> tuple[int, int]:
 
     Slots must be unique on the whole machine, not just in one grader process: closing a sandbox kills every
     process of its uid, which would kill another grader's sandbox of the same slot (two TAs, CI and a batch)."""
+    import fcntl  # Unix only, like slots: `grader check` also runs on Windows
+
     folder = _state_folder()
     for slot in range(preferred, preferred + MAX_SLOTS):
         fd = os.open(folder / f"{slot % MAX_SLOTS}.lock", os.O_RDWR | os.O_CREAT, 0o600)
@@ -105,6 +105,8 @@ def _lease_slot(preferred: int) -> tuple[int, int]:
 
 def _check_uid_unused(uid: int) -> None:
     """The slot uid must not belong to an account: killing 'all of its processes' would hit that account."""
+    import pwd  # Unix only, like slots: `grader check` also runs on Windows
+
     try:
         account = pwd.getpwuid(uid).pw_name
     except KeyError:
