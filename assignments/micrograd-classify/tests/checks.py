@@ -10,10 +10,12 @@ import math
 REL_TOL, ABS_TOL = 1e-6, 1e-9
 
 
-def covers(name):
-    """Mark a test with the student function it is about, e.g. @covers("bce_with_logits")."""
+def covers(name, uses=()):
+    """Mark a test with the student function it is about, e.g. @covers("bce_with_logits"), and the other student
+    functions it needs (`uses`): when one of those fails its own tests, `grader check` says so instead of
+    blaming this one."""
     def mark(fn):
-        fn.covers = name
+        fn.covers, fn.uses = name, tuple(uses)
         return fn
     return mark
 

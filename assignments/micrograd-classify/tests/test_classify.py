@@ -53,7 +53,7 @@ def model_and_data():
     return model, train, val
 
 
-@covers("train_classifier")
+@covers("train_classifier", uses=("cross_entropy",))  # MLP(2, [4, 2]): two logits
 def test_train_classifier_losses():
     model, train, val = model_and_data()
     history = train_classifier(model, train, val, epochs=3, lr=0.5, lam=0.01)
@@ -64,7 +64,7 @@ def test_train_classifier_losses():
     expect_equal(history["best_epoch"], 2, "best_epoch")
 
 
-@covers("train_classifier")
+@covers("train_classifier", uses=("cross_entropy",))  # MLP(2, [4, 2]): two logits
 def test_early_stopping_restores_the_best_parameters():
     model, train, val = model_and_data()
     history = train_classifier(model, train, val, epochs=30, lr=4.0, patience=2)
