@@ -89,6 +89,13 @@ def test_given_files_are_the_first_assignments_reference_without_markers() -> No
         assert (FOLDER / name).read_text() == "".join(stripped), name
 
 
+def test_public_test_helpers_are_the_first_assignments() -> None:
+    """checks.py (covers, expect, the English text for plain pytest) is one file in two places: each assignment's
+    public tests are a folder a student runs on its own."""
+    first = FOLDER.parent / "micrograd"
+    assert (FOLDER / "tests" / "checks.py").read_text() == (first / "tests" / "checks.py").read_text()
+
+
 # ====================================================================== bce_with_logits
 
 
