@@ -538,3 +538,84 @@ def export_gradescope_command(assignment_name: str, course_dir: Path | None, out
     export_gradescope(out, course_dir=course_dir,
                       name=load_assignment(course_dir, assignment_name, hidden_tests=True).name)
     click.echo(f"wrote {out}: upload it to Gradescope (Configure Autograder, zip file upload)")
+
+
+DATA = click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+                    help="The service's data folder: its database (grader.db, unless --db) and the stored uploads. "
+                    "Made when missing.")
+DB = click.option("--db", "db_url", envvar="GRADER_DB_URL", metavar="URL",
+                  help="Database URL, e.g. postgresql+psycopg://user:password@host/grader. Default: SQLite in WAL "
+                  "mode in the data folder. Also from $GRADER_DB_URL.")
+
+
+@main.command()
+@DATA
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port to listen on (0: a free one, printed on start).")
+@COURSE
+@click.option("--jobs", type=click.IntRange(min=1), help="Submissions graded at once. Default: the number of cores.")
+@DB
+@LANG
+@WEAK_SANDBOX
+def serve(data_dir: Path, host: str, port: int, course_dir: Path | None, jobs: int | None, db_url: str | None,
+          lang: str, allow_weak_sandbox: bool) -> None:
+    """Run the grading service: the JSON API under /api/v1, a scheduler and grading workers, in one process.
+
+    Students upload with `Authorization: Bearer TOKEN` (tokens from `grader users`): POST
+    /api/v1/assignments/NAME/submissions with a multipart field `file` (a .zip, a .ipynb, or the .py of a
+    one-file assignment). Every upload is stored and committed before it is acknowledged; a server stopped or
+    killed while grading grades those submissions again when it starts. Stops on Ctrl-C or SIGTERM.
+    """
+    from grader.parallel import default_jobs
+    from grader.service.server import serve as run_server
+
+    run_server(data_dir, find_course(course_dir), host=host, port=port, jobs=jobs or default_jobs(), db_url=db_url,
+               lang=lang, allow_weak_sandbox=allow_weak_sandbox, say=lambda line: click.echo(line, err=True))
+
+
+@main.group("users")
+def users_group() -> None:
+    """Accounts of the grading service (`grader serve`): tokens are shown once and stored hashed."""
+
+
+@users_group.command("import")
+@DATA
+@DB
+@click.argument("roster", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+def users_import(data_dir: Path, db_url: str | None, roster: Path) -> None:
+    """Add the students of ROSTER (a CSV file with the header id,name,email; sis_id and section may follow) and
+    print `student,token` as CSV for each new one. Students who have an account keep their token (their names
+    and emails are updated)."""
+    import csv
+
+    from grader.service.db import Database
+    from grader.service.users import import_roster
+
+    database = Database(data_dir, db_url)
+    try:
+        created, existing = import_roster(database, roster)
+    finally:
+        database.close()
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(["student", "token"])
+    writer.writerows(created)
+    if existing:
+        click.echo(f"kept the tokens of {len(existing)} students who have an account: {', '.join(existing)}",
+                   err=True)
+
+
+@users_group.command("add-staff")
+@DATA
+@DB
+@click.argument("name")
+def users_add_staff(data_dir: Path, db_url: str | None, name: str) -> None:
+    """Add a staff account NAME and print its token (shown this once)."""
+    from grader.service.db import Database
+    from grader.service.users import add_staff
+
+    database = Database(data_dir, db_url)
+    try:
+        click.echo(add_staff(database, name))
+    finally:
+        database.close()

@@ -59,6 +59,15 @@ class LatePolicy:
 
 
 @dataclass(frozen=True)
+class SubmissionLimit:
+    """`[submissions]`: each student's uploads to the grading service, a token bucket: `burst` at once, then
+    `per_hour` (the bucket refills continuously)."""
+
+    per_hour: float
+    burst: int
+
+
+@dataclass(frozen=True)
 class Assignment:
     name: str
     title: str
@@ -76,6 +85,7 @@ class Assignment:
     # variant -> the student files it replaces by the course's public copies (e.g. a correct engine)
     variants: dict[str, tuple[str, ...]] = field(default_factory=dict)
     messages: dict[str, dict[str, str]] = field(default_factory=dict)  # messages.toml: id -> {language: text}
+    submissions: SubmissionLimit | None = None  # None: no limit
 
     @property
     def reference_dir(self) -> Path:
@@ -249,6 +259,8 @@ def parse_assignment(text: str, folder: Path, course: Course, source: Path) -> A
         given=tuple(meta.get("given", ())),
         variants={name: tuple(v["replace"]) for name, v in data.get("variants", {}).items()},
         messages=_messages(folder / "messages.toml"),
+        submissions=SubmissionLimit(float(data["submissions"]["per_hour"]), int(data["submissions"]["burst"]))
+        if "submissions" in data else None,
     )
 
 

@@ -160,11 +160,12 @@ def _staff_csv(path: Path, columns: tuple[str, ...], required: tuple[str, ...]) 
     return rows
 
 
-def read_roster(path: Path) -> dict[str, Person]:
-    """roster.csv: `id,name,email,sis_id,section` (header required); an empty or repeated id is an error."""
+def read_roster(path: Path, required: tuple[str, ...] = ROSTER_COLUMNS) -> dict[str, Person]:
+    """roster.csv: `id,name,email,sis_id,section` (header required: every column, or those `required`); an empty
+    or repeated id is an error."""
     people: dict[str, Person] = {}
     seen: set[str] = set()
-    for where, row in _staff_csv(path, ROSTER_COLUMNS, ROSTER_COLUMNS):
+    for where, row in _staff_csv(path, ROSTER_COLUMNS, required):
         if not row["id"]:
             raise GradebookError(f"{where}: the id is empty")
         if row["id"].casefold() in seen:

@@ -1,0 +1,186 @@
+"""The web app: the JSON API under /api/v1 (Authorization: Bearer TOKEN) and /healthz.
+
+Flask, as the rest of the grader is Pallets (click, Jinja2): a WSGI app made by `create_app`, served by waitress
+(`server.py`); werkzeug parses every request (multipart bodies, the size limit), nothing is parsed by hand.
+Every error is JSON: {"error": "one line"}.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Callable
+
+from flask import Flask, Response, g, jsonify, request
+from sqlalchemy import select
+from werkzeug.exceptions import HTTPException, NotFound
+
+from grader.course import Assignment, Course
+from grader.gradebook import ClassInfo, class_rows, gradebook_text
+from grader.service.db import Database, Job, User, now
+from grader.service.queue import OverLimit, UploadRefused, accept_upload, positions
+from grader.service.users import authenticate, roster_of
+
+MAX_UPLOAD_BYTES = 10 * 2**20  # a submission is a few KiB; a notebook with outputs some MiB
+API = "/api/v1"
+
+
+class ApiError(HTTPException):
+    """An error answered as {"error": description} with its status code."""
+
+    def __init__(self, code: int, description: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(description)
+        self.code = code
+        self.extra_headers = headers or {}
+
+
+def create_app(database: Database, course: Course, *, wake: Callable[[], None] = lambda: None,
+               max_upload_bytes: int = MAX_UPLOAD_BYTES, clock: Callable[[], datetime] = now) -> Flask:
+    """The app over `database` and `course`; `wake` is told of each job queued (the scheduler); `clock` is the
+    server's clock (a submission's time is when it was received)."""
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = max_upload_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # the documented order of each reply
+    assignments = {name: course.assignment(name) for name in course.names()}
+
+    @app.errorhandler(HTTPException)
+    def _error(exc: HTTPException) -> Response:
+        if exc.code == 413:
+            description = f"the upload is larger than the limit of {max_upload_bytes // 1024} KiB"
+        else:
+            description = exc.description or exc.name
+        response = jsonify(error=" ".join(str(description).split()))
+        response.status_code = exc.code or 500
+        for name, value in getattr(exc, "extra_headers", {}).items():
+            response.headers[name] = value
+        return response
+
+    @app.teardown_request
+    def _close(exc: BaseException | None) -> None:
+        session = g.pop("session", None)
+        if session is not None:
+            session.close()
+
+    def session():
+        if "session" not in g:
+            g.session = database.reader()
+        return g.session
+
+    def user() -> User:
+        """The caller, by their token; 401 without a valid one."""
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        found = authenticate(session(), token.strip()) if scheme.lower() == "bearer" and token.strip() else None
+        if found is None:
+            raise ApiError(401, "a valid token is needed: Authorization: Bearer TOKEN",
+                           {"WWW-Authenticate": 'Bearer realm="grader"'})
+        return found
+
+    def staff() -> User:
+        caller = user()
+        if not caller.staff:
+            raise ApiError(403, "this needs a staff token")
+        return caller
+
+    def assignment_named(name: str) -> Assignment:
+        if name not in assignments:
+            raise ApiError(404, f"no assignment {name!r} (known: {', '.join(assignments) or 'none'})")
+        return assignments[name]
+
+    def view(job: Job, caller: User, places: dict[int, int], with_report: bool) -> dict:
+        data = {"id": job.id, "student": job.student, "assignment": job.assignment, "status": job.status,
+                "position": places.get(job.id), "submitted_at": job.received_at.isoformat(),
+                "started_at": job.started_at.isoformat() if job.started_at else None,
+                "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+                "attempt": job.attempt, "filename": job.filename, "score": job.score, "max_score": job.max_score}
+        if job.report is not None:
+            report = json.loads(job.report)
+            report["submission"]["source"] = job.filename  # not the server's path to it
+            if not caller.staff:
+                report = visible_report(report, assignments[job.assignment], clock())
+                data["score"], data["max_score"] = report["score"], report["max_score"]
+            if with_report:
+                data["report"] = report
+        elif with_report:
+            data["report"] = None
+        return data
+
+    @app.get("/healthz")
+    def healthz():
+        queued = len(positions(session()))
+        return {"status": "ok", "queued": queued}
+
+    @app.post(f"{API}/assignments/<name>/submissions")
+    def submit(name: str):
+        caller = user()
+        assignment = assignment_named(name)
+        if request.mimetype != "multipart/form-data":
+            raise ApiError(415, "send the submission as multipart/form-data, in a field named file")
+        upload = request.files.get("file")
+        if upload is None:
+            raise ApiError(422, "no file: send the submission in a multipart field named file")
+        try:
+            job, place = accept_upload(database, assignment, caller.id, upload.filename or "", upload.read(),
+                                       clock())
+        except OverLimit as exc:
+            raise ApiError(429, exc.one_line(), {"Retry-After": str(exc.retry_after_s)}) from None
+        except UploadRefused as exc:
+            raise ApiError(exc.http_status, exc.one_line()) from None
+        wake()
+        response = jsonify(id=job.id, status=job.status, position=place)
+        response.status_code = 202
+        response.headers["Location"] = f"{API}/submissions/{job.id}"
+        return response
+
+    @app.get(f"{API}/submissions/<int:job_id>")
+    def submission(job_id: int):
+        caller = user()
+        job = session().get(Job, job_id)
+        if job is None or (job.student != caller.id and not caller.staff):
+            raise NotFound(f"no submission {job_id} of yours")  # another student's is as good as none
+        return view(job, caller, positions(session()), with_report=True)
+
+    @app.get(f"{API}/assignments/<name>/submissions")
+    def submissions(name: str):
+        caller = user()
+        assignment_named(name)
+        query = select(Job).where(Job.assignment == name).order_by(Job.id)
+        student = request.args.get("student") if caller.staff else caller.id
+        if student is not None:
+            query = query.where(Job.student == student)
+        places = positions(session())
+        return {"submissions": [view(job, caller, places, with_report=False) for job in session().scalars(query)]}
+
+    @app.get(f"{API}/assignments/<name>/gradebook.csv")
+    def gradebook(name: str):
+        staff()
+        assignment = assignment_named(name)
+        latest: dict[str, dict] = {}  # the latest graded submission of each student (jobs in id order)
+        for job in session().scalars(select(Job).where(Job.assignment == name, Job.report.is_not(None))
+                                     .order_by(Job.id)):
+            latest[job.student] = json.loads(job.report or "")
+        text = gradebook_text("csv", ClassInfo.of(assignment), class_rows(latest, roster_of(session())))
+        return Response(text, mimetype="text/csv",
+                        headers={"Content-Disposition": f'attachment; filename="{name}-gradebook.csv"'})
+
+    return app
+
+
+def withheld_groups(assignment: Assignment, at: datetime) -> set[str]:
+    """The groups a student does not see yet at `at`: `hidden` and `after_published` ones (until staff release
+    them), and `after_due_date` ones before the due date."""
+    due = assignment.late.due
+    return {group.name for group in assignment.groups
+            if group.visibility in ("hidden", "after_published")
+            or (group.visibility == "after_due_date" and due is not None and at < due)}
+
+
+def visible_report(report: dict, assignment: Assignment, at: datetime) -> dict:
+    """The report as its student may see it at `at`: without the withheld groups and their tests, the score and
+    maximum of what is left, no late penalty (it would tell the whole score), and `withheld` naming them."""
+    hidden = withheld_groups(assignment, at)
+    if not hidden:
+        return report
+    groups = [group for group in report["groups"] if group["name"] not in hidden]
+    return {**report, "groups": groups, "tests": [t for t in report["tests"] if t["group"] not in hidden],
+            "score": round(sum(group["score"] for group in groups), 6),
+            "max_score": round(sum(group["max_score"] for group in groups), 6),
+            "late": None, "withheld": sorted(hidden)}

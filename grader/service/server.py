@@ -1,0 +1,55 @@
+"""`grader serve`: the app, the scheduler and its workers in one process, served by waitress.
+
+waitress: a production WSGI server in pure Python (no C extension, runs on Linux, macOS and Windows alike), with
+its own thread pool and request buffering, so a slow client never holds a grading worker or the database. One
+process keeps the scheduler unique (no two servers claiming jobs from one database) and the queue in one place.
+"""
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Callable
+
+from grader.course import Course
+from grader.service.app import MAX_UPLOAD_BYTES, create_app
+from grader.service.db import Database
+from grader.service.queue import Scheduler
+
+THREADS = 8  # waitress's request threads: uploads and polls are short, grading happens in the workers
+
+
+def serve(data_dir: Path, course: Course, *, host: str = "127.0.0.1", port: int = 8000, jobs: int = 1,
+          db_url: str | None = None, lang: str = "en", allow_weak_sandbox: bool = False,
+          max_upload_bytes: int = MAX_UPLOAD_BYTES, say: Callable[[str], None] = print) -> None:
+    """Serve until Ctrl-C or SIGTERM. The course's hidden tests and the sandbox are checked first (a broken
+    course would give every upload an error report); `say` hears where it serves, once it does."""
+    from waitress.server import TcpWSGIServer, create_server
+
+    from grader.batch import check_hidden_tests
+    from grader.sandbox import check_isolation
+
+    database = Database(data_dir, db_url)
+    try:
+        for name in course.names():
+            check_hidden_tests(course.assignment(name))
+        warning = check_isolation(allow_weak_sandbox)
+        if warning:
+            say(f"warning: {warning}")
+        scheduler = Scheduler(database, course, jobs, lang=lang)
+        requeued = scheduler.start()  # forks the workers: before waitress starts its threads
+        try:
+            app = create_app(database, course, wake=scheduler.wake, max_upload_bytes=max_upload_bytes)
+            server = create_server(app, host=host, port=port, threads=THREADS)
+            assert isinstance(server, TcpWSGIServer)  # one host and port: one TCP server
+            signal.signal(signal.SIGTERM, _exit)  # waitress stops on SystemExit, then the workers are stopped
+            say(f"grader: serving http://{host}:{server.getsockname()[1]} (data: {database.data_dir}; {jobs} "
+                f"grading workers; {requeued} interrupted submissions queued again)")
+            server.run()
+        finally:
+            scheduler.stop()
+    finally:
+        database.close()
+
+
+def _exit(signum, frame) -> None:
+    raise SystemExit(128 + signum)
