@@ -136,7 +136,7 @@ def take_submission(session: Session, limit: SubmissionLimit, student: str, assi
     bucket = _bucket(session, limit, student, assignment, at)
     tokens = _refilled(bucket, limit, at)
     if tokens < 1:
-        wait_s = math.ceil((1 - tokens) * 3600 / limit.per_hour)
+        wait_s = math.ceil(round((1 - tokens) * 3600 / limit.per_hour, 6))  # not 601 s for 600.0000001
         raise OverLimit(f"over the limit of {limit.burst} submissions at once and {limit.per_hour:g} per hour for "
                         f"{assignment}: the next one is allowed in {wait_s} s", wait_s)
     bucket.tokens, bucket.updated_at = tokens - 1, at
@@ -169,7 +169,8 @@ def positions(session: Session) -> dict[int, int]:
     """Every queued job's place in the queue: 1 is graded next."""
     rows = session.execute(select(Job.id, Job.student, Job.priority, Job.status)
                            .where(Job.status.in_(("queued", "grading"))))
-    return {job_id: place for place, job_id in enumerate(fair_order(rows.tuples()), start=1)}
+    order = fair_order((row.id, row.student, row.priority, row.status) for row in rows)
+    return {job_id: place for place, job_id in enumerate(order, start=1)}
 
 
 def claim_next(database: Database) -> Job | None:
