@@ -32,7 +32,8 @@ from grader.course import find_course
 from grader.parallel import worker_pool
 from grader.service.app import create_app
 from grader.service.db import REGRADE, Base, Database, Job, User, now
-from grader.service.queue import Scheduler, claim_next, fair_order, record, requeue_interrupted
+from grader.service.queue import (Scheduler, claim_next, fair_order, record, remove_unacknowledged,
+                                  requeue_interrupted)
 from grader.service.users import add_staff, import_roster, token_hash
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -185,6 +186,29 @@ def test_a_notebook_is_a_submission_too(api):
     notebook = ROOT / "submissions" / "micrograd" / "notebook_student"
     data = next(notebook.glob("*.ipynb")).read_bytes()
     assert api.upload("bob", data, "micrograd.ipynb").status_code == 202
+
+
+def test_a_single_py_file_is_a_submission_of_a_one_file_assignment(tmp_path, database):
+    from test_toy_assignment import FILES
+
+    for rel, text in FILES.items():
+        (tmp_path / "toy" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "toy" / rel).write_text(text.lstrip("\n"), encoding="utf-8")
+    api = Api(database, find_course(tmp_path / "toy"))
+    reply = api.upload("bob", b"def square(x):\n    return x * x\n", "my_square.py", assignment="toy")
+    assert reply.status_code == 202, reply.json
+    [job] = jobs(database)
+    assert (database.data_dir / job.upload / "square.py").read_text() == "def square(x):\n    return x * x\n"
+    assert api.upload("bob", b"x", "square.txt", assignment="toy").json == {
+        "error": "square.txt: expected a .zip, a .ipynb or a .py file"}
+
+
+def test_uploads_no_job_names_are_removed_at_the_start(api, database):
+    api.upload("bob", zipped("bob_tanh_bug"))
+    (database.data_dir / "uploads" / "0123abcd").mkdir()  # stored, then the server died before the commit
+    (database.data_dir / "uploads" / "0123abcd" / "submission.zip").write_bytes(b"x")
+    assert remove_unacknowledged(database) == 1
+    assert stored_uploads(database) == [Path(jobs(database)[0].upload).parent, Path(jobs(database)[0].upload)]
 
 
 def test_tokens_are_needed_stored_hashed_and_each_student_sees_their_own_only(api, database):

@@ -3,6 +3,8 @@ limits' token buckets. SQLAlchemy, so that SQLite (the default, in the data fold
 code; the only per-database code is how SQLite is made to lock for writing (`_sqlite_engine`)."""
 from __future__ import annotations
 
+import os
+import weakref
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -116,6 +118,15 @@ class Database:
                                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
         self.session = sessionmaker(self.engine, expire_on_commit=False)
         self.reader = sessionmaker(self.read_engine, expire_on_commit=False)
+        if hasattr(os, "register_at_fork"):  # the grading workers are forked
+            this = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: (database := this()) is not None and database.forget())
+
+    def forget(self) -> None:
+        """In a forked child: drop the parent's connections without closing them (a PostgreSQL connection closed
+        by a child is closed for the parent too)."""
+        self.engine.dispose(close=False)
+        self.read_engine.dispose(close=False)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -190,6 +190,17 @@ def requeue_interrupted(database: Database) -> int:
         return _changed(session, update(Job).where(Job.status == "grading").values(status="queued", started_at=None))
 
 
+def remove_unacknowledged(database: Database) -> int:
+    """Remove the stored uploads that no job names (a server stopped between storing an upload and committing its
+    job never acknowledged it); how many. Only while no upload is being accepted: at the start."""
+    with database.reader() as session:
+        named = {PurePosixPath(upload).parts[1] for upload in session.scalars(select(Job.upload))}
+    orphans = [p for p in (database.data_dir / UPLOADS_DIR).iterdir() if p.name not in named]
+    for orphan in orphans:
+        shutil.rmtree(orphan, ignore_errors=True)
+    return len(orphans)
+
+
 def job_status(report: dict) -> str:
     """`error` when the grader could not grade it (its fault, not the student's), else `graded`."""
     from grader.gradebook import report_status
@@ -252,6 +263,7 @@ class Scheduler:
         """Requeue what a stopped server left grading, start the workers and the thread; how many were requeued.
         Call it before any other thread starts: the workers are forked here."""
         requeued = requeue_interrupted(self.database)
+        remove_unacknowledged(self.database)
         self.pool = self._new_pool()
         self._thread.start()
         return requeued
