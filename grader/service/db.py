@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import weakref
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, TypeDecorator,
@@ -119,8 +120,7 @@ class Database:
         self.session = sessionmaker(self.engine, expire_on_commit=False)
         self.reader = sessionmaker(self.read_engine, expire_on_commit=False)
         if hasattr(os, "register_at_fork"):  # the grading workers are forked
-            this = weakref.ref(self)
-            os.register_at_fork(after_in_child=lambda: (database := this()) is not None and database.forget())
+            os.register_at_fork(after_in_child=partial(_forget, weakref.ref(self)))
 
     def forget(self) -> None:
         """In a forked child: drop the parent's connections without closing them (a PostgreSQL connection closed
@@ -131,6 +131,12 @@ class Database:
     def close(self) -> None:
         self.engine.dispose()
         self.read_engine.dispose()
+
+
+def _forget(database: weakref.ref[Database]) -> None:
+    alive = database()
+    if alive is not None:
+        alive.forget()
 
 
 def _sqlite_engine(url: str, write: bool) -> Engine:
