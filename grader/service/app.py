@@ -12,6 +12,7 @@ from typing import Callable
 
 from flask import Flask, Response, g, jsonify, request
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, NotFound
 
 from grader.course import Assignment, Course
@@ -60,7 +61,7 @@ def create_app(database: Database, course: Course, *, wake: Callable[[], None] =
         if session is not None:
             session.close()
 
-    def session():
+    def session() -> Session:
         if "session" not in g:
             g.session = database.reader()
         return g.session
@@ -91,16 +92,14 @@ def create_app(database: Database, course: Course, *, wake: Callable[[], None] =
                 "started_at": job.started_at.isoformat() if job.started_at else None,
                 "finished_at": job.finished_at.isoformat() if job.finished_at else None,
                 "attempt": job.attempt, "filename": job.filename, "score": job.score, "max_score": job.max_score}
-        if job.report is not None:
-            report = json.loads(job.report)
+        report = json.loads(job.report) if job.report is not None and (with_report or not caller.staff) else None
+        if report is not None:
             report["submission"]["source"] = job.filename  # not the server's path to it
             if not caller.staff:
                 report = visible_report(report, assignments[job.assignment], clock())
                 data["score"], data["max_score"] = report["score"], report["max_score"]
-            if with_report:
-                data["report"] = report
-        elif with_report:
-            data["report"] = None
+        if with_report:
+            data["report"] = report
         return data
 
     @app.get("/healthz")
@@ -153,11 +152,13 @@ def create_app(database: Database, course: Course, *, wake: Callable[[], None] =
     def gradebook(name: str):
         staff()
         assignment = assignment_named(name)
-        latest: dict[str, dict] = {}  # the latest graded submission of each student (jobs in id order)
-        for job in session().scalars(select(Job).where(Job.assignment == name, Job.report.is_not(None))
-                                     .order_by(Job.id)):
-            latest[job.student] = json.loads(job.report or "")
-        text = gradebook_text("csv", ClassInfo.of(assignment), class_rows(latest, roster_of(session())))
+        latest: dict[str, str] = {}  # the latest graded submission of each student (jobs in id order)
+        for student, report in session().execute(select(Job.student, Job.report).where(Job.assignment == name)
+                                                 .order_by(Job.id)):
+            if report is not None:
+                latest[student] = report
+        reports = {student: json.loads(report) for student, report in latest.items()}
+        text = gradebook_text("csv", ClassInfo.of(assignment), class_rows(reports, roster_of(session())))
         return Response(text, mimetype="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{name}-gradebook.csv"'})
 

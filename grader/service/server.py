@@ -16,6 +16,7 @@ from grader.service.db import Database
 from grader.service.queue import Scheduler
 
 THREADS = 8  # waitress's request threads: uploads and polls are short, grading happens in the workers
+BODY_MARGIN = 2**20  # what a multipart body may hold besides its file
 
 
 def serve(data_dir: Path, course: Course, *, host: str = "127.0.0.1", port: int = 8000, jobs: int = 1,
@@ -39,7 +40,9 @@ def serve(data_dir: Path, course: Course, *, host: str = "127.0.0.1", port: int 
         requeued = scheduler.start()  # forks the workers: before waitress starts its threads
         try:
             app = create_app(database, course, wake=scheduler.wake, max_upload_bytes=max_upload_bytes)
-            server = create_server(app, host=host, port=port, threads=THREADS)
+            # waitress refuses a body far over the limit before buffering it all (Flask answers the rest in JSON)
+            server = create_server(app, host=host, port=port, threads=THREADS,
+                                   max_request_body_size=max_upload_bytes + BODY_MARGIN)
             assert isinstance(server, TcpWSGIServer)  # one host and port: one TCP server
             signal.signal(signal.SIGTERM, _exit)  # waitress stops on SystemExit, then the workers are stopped
             say(f"grader: serving http://{host}:{server.getsockname()[1]} (data: {database.data_dir}; {jobs} "
