@@ -126,7 +126,13 @@ BAD = {
                                        'late.after_max_days: must be "zero" (more than max_days late scores 0) or '
                                        '"cap"'),
     "an unknown table": (settings(top="[limit]\nmemory_mb = 1"),
-                         "limit: unknown key (known: assignment, contract, variants, groups, limits, late)"),
+                         "limit: unknown key (known: assignment, contract, variants, groups, limits, late, "
+                         "submissions)"),
+    "no burst": (settings(top="[submissions]\nper_hour = 6"), "submissions.burst: missing; it must be a whole "
+                 "number >= 1 (uploads a student may make at once)"),
+    "no uploads per hour": (settings(top="[submissions]\nper_hour = 0\nburst = 3"),
+                            "submissions.per_hour: must be a finite number > 0 (uploads a student gets back per "
+                            "hour), not 0"),
 }
 
 

@@ -182,6 +182,13 @@ def test_an_upload_is_acknowledged_once_it_and_its_job_are_committed(api, databa
     assert api.get(None, "/healthz").json == {"status": "ok", "queued": 1}
 
 
+def test_assignment_toml_sets_the_submission_limit(course):
+    from grader.course import SubmissionLimit
+
+    assert course.assignment("micrograd").submissions == SubmissionLimit(per_hour=12.0, burst=6)
+    assert course.assignment("micrograd-classify").submissions is None  # no limit
+
+
 def test_a_notebook_is_a_submission_too(api):
     notebook = ROOT / "submissions" / "micrograd" / "notebook_student"
     data = next(notebook.glob("*.ipynb")).read_bytes()

@@ -39,11 +39,16 @@ def load_report(path: str | os.PathLike) -> dict:
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write UTF-8 text so that a reader (or a crash) sees the old file or the new one, never a part of one."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes, mode: int = 0o666) -> None:
+    """Write `data` so that a reader (or a crash) sees the old file or the new one, never a part of one; on disk
+    when it returns. `mode` 0o666 lets the umask decide, as open() would."""
     path = Path(path)
-    data = text.encode("utf-8")
     temp = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")  # same folder: os.replace stays a rename
-    # O_EXCL never reuses a file someone planted; mode 0o666 lets the umask decide, as open() would.
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    # O_EXCL never reuses a file someone planted.
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode)
     try:
         with open(fd, "wb") as file:
             file.write(data)
@@ -53,10 +58,10 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
-    _fsync_folder(path.parent)
+    fsync_folder(path.parent)
 
 
-def _fsync_folder(folder: Path) -> None:
+def fsync_folder(folder: Path) -> None:
     """Make the rename itself survive a power cut (POSIX; Windows cannot open a folder and needs no such step)."""
     if os.name != "posix":
         return

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from grader.course import Assignment, Course, SubmissionLimit
 from grader.errors import UnusableInput
-from grader.formats import _printable
+from grader.formats import _printable, fsync_folder, write_bytes_atomic
 from grader.service.db import UPLOAD, UPLOADS_DIR, Bucket, Database, Job, now
 from grader.submission import SubmissionError, load_submission
 
@@ -100,14 +100,12 @@ def _checked_name(filename: str, assignment: Assignment) -> str:
 
 
 def _store(folder: Path, name: str, data: bytes) -> Path:
-    """`data` as folder/name, on disk (fsync) before the job that names it is committed."""
-    folder.mkdir()
+    """`data` as folder/name, on disk (the file and both folders' entries) before the job that names it is
+    committed."""
+    folder.mkdir(mode=0o700)
     path = folder / name
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with open(fd, "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
+    write_bytes_atomic(path, data, 0o600)
+    fsync_folder(folder.parent)
     return path
 
 
