@@ -548,6 +548,15 @@ DB = click.option("--db", "db_url", envvar="GRADER_DB_URL", metavar="URL",
                   "mode in the data folder. Also from $GRADER_DB_URL.")
 
 
+def require_service() -> None:
+    """The grading service's modules import (the `service` extra is installed), else a one-line InputError that
+    says how to install them."""
+    try:
+        import grader.service.server  # noqa: F401 - Flask, SQLAlchemy and waitress
+    except ImportError as exc:
+        raise InputError(f"the grading service needs {exc.name}: pip install 'micrograd-grader[service]'") from None
+
+
 @main.command()
 @DATA
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
@@ -568,6 +577,8 @@ def serve(data_dir: Path, host: str, port: int, course_dir: Path | None, jobs: i
     killed while grading grades those submissions again when it starts. Stops on Ctrl-C or SIGTERM.
     """
     from grader.parallel import default_jobs
+
+    require_service()
     from grader.service.server import serve as run_server
 
     run_server(data_dir, find_course(course_dir), host=host, port=port, jobs=jobs or default_jobs(), db_url=db_url,
@@ -589,6 +600,7 @@ def users_import(data_dir: Path, db_url: str | None, roster: Path) -> None:
     and emails are updated)."""
     import csv
 
+    require_service()
     from grader.service.db import Database
     from grader.service.users import import_roster
 
@@ -611,6 +623,7 @@ def users_import(data_dir: Path, db_url: str | None, roster: Path) -> None:
 @click.argument("name")
 def users_add_staff(data_dir: Path, db_url: str | None, name: str) -> None:
     """Add a staff account NAME and print its token (shown this once)."""
+    require_service()
     from grader.service.db import Database
     from grader.service.users import add_staff
 
