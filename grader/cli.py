@@ -40,7 +40,7 @@ class InputError(UnusableInput):
     given to `grade`): exit code 2, like a usage error."""
 
 
-STUDENT_COMMANDS = ("check", "validate", "schema")  # all the student grader (`grader export student`) offers
+STUDENT_COMMANDS = ("check", "submit", "validate", "schema")  # all the student grader (`grader export student`) offers
 
 
 def student_grader() -> bool:
@@ -172,6 +172,56 @@ def grade(path: Path, assignment_name: str, course_dir: Path | None, out: Path |
             click.echo(text, nl=not text.endswith("\n"))
     if fail_under is not None and report.score < fail_under:
         click.echo(f"score {report.score:g} is below --fail-under {fail_under:g}", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path), default=".")
+@ASSIGNMENT
+@COURSE
+@click.option("--server", envvar="GRADER_SERVER", required=True, metavar="URL",
+              help="The grading service, e.g. https://grader.example.edu (or $GRADER_SERVER).")
+@click.option("--token", envvar="GRADER_TOKEN", required=True, help="Your token (or $GRADER_TOKEN; in CI, a secret).")
+@click.option("--wait", is_flag=True, help="Wait for the hidden tests' verdict and print it.")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=1), default=300, show_default=True,
+              help="With --wait: how long to wait, in seconds (the service keeps the submission anyway).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "junit", "markdown"]), default="text",
+              show_default=True, help="With --wait: how to print the report.")
+@LANG
+@click.option("--fail-under", type=float, help="With --wait: exit 1 when the score is below this.")
+def submit(path: Path, assignment_name: str | None, course_dir: Path | None, server: str, token: str, wait: bool,
+           timeout_s: float, fmt: str, lang: str, fail_under: float | None) -> None:
+    """Submit your work (PATH: your folder, .zip or notebook; default: this folder) to the grading service.
+
+    The submission is checked as `grader grade` would read it, then uploaded; the service answers with its place
+    in the queue. With --wait it prints the hidden tests' report once graded (only the groups you may see).
+    Exit status: 0 when accepted (and, with --wait, graded), 1 when the grading failed on the service, the score
+    is below --fail-under, your submission limit is used up for now, or the service cannot be reached;
+    2 when PATH holds no submission, or the service refuses it or your token.
+    """
+    from grader.client import Client, pack
+    from grader.formats import render
+
+    assignment = load_assignment(course_dir, assignment_name, submission=path)
+    client = Client(server, token)
+    accepted = client.submit(assignment.name, pack(path, assignment))
+    click.echo(f"submission {accepted['id']} accepted: {accepted.get('status')}, position {accepted.get('position')}",
+               err=True)
+    if not wait:
+        return
+
+    def progress(state: dict) -> None:
+        where = f", position {state['position']}" if state.get("position") is not None else ""
+        click.echo(f"submission {state['id']}: {state.get('status')}{where}", err=True)
+
+    state = client.wait(int(accepted["id"]), timeout_s, progress)
+    report = state.get("report")
+    if state.get("status") != "graded" or not isinstance(report, dict):
+        raise GraderError(f"submission {state['id']} could not be graded on the service ({state.get('status')})")
+    text = render(report, fmt, lang, color=fmt == "text" and sys.stdout.isatty())
+    click.echo(text, nl=not text.endswith("\n"))
+    if fail_under is not None and float(report["score"]) < fail_under:
+        click.echo(f"score {report['score']:g} is below --fail-under {fail_under:g}", err=True)
         sys.exit(1)
 
 
