@@ -163,7 +163,7 @@ def test_the_student_grader_lists_only_what_students_can_use(student_grader):
     result = kit_grader(student_grader, "--help")
     assert result.returncode == 0, result.stderr
     commands = re.findall(r"^  (\w+)", result.stdout.partition("Commands:")[2], re.M)
-    assert commands == ["check", "schema", "validate"]
+    assert commands == ["check", "schema", "submit", "validate"]
     assert "grade submissions" not in result.stdout
     for command in commands:
         result = kit_grader(student_grader, command, "--help")
