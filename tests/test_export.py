@@ -333,6 +333,8 @@ def step_should_run(step: dict, outcomes: dict[str, str], failed: bool) -> bool:
         return True
     if condition == "success()":
         return not failed
+    if condition.startswith("always() && vars.GRADER_SERVER != ''"):
+        return False  # the submit step: these runs have no grading service (the variable is unset)
     match = re.fullmatch(r"steps\.(\w+)\.outcome (==|!=) '(\w+)'", condition)
     assert match, f"the test does not know the condition {condition!r}: teach step_should_run"
     step_id, op, value = match.groups()
