@@ -20,6 +20,7 @@ from grader.report import Report
 from grader.replies import PUBLIC_TEST
 from grader.results import Outcome, RunResult
 from grader.grading import open_sandbox
+from grader.messages import text
 from grader.sandbox import Sandbox
 from grader.scoring import build_report
 from grader.submission import Submission
@@ -90,13 +91,6 @@ def check_submission(submission: Submission, assignment: Assignment, *, lang: st
                         started_at=started_at, duration_s=time.perf_counter() - started)
 
 
-FUNCTION_STATES = {
-    "done": {"en": "done", "zh": "已完成"},
-    "wrong": {"en": "wrong", "zh": "有错误"},
-    "todo": {"en": "not written yet", "zh": "尚未实现"},
-}
-
-
 def function_progress(report: dict) -> list[tuple[str, str, str]]:
     """(function, state, first feedback) in the order the public tests name them."""
     rank = {"done": 0, "todo": 1, "wrong": 2}  # a function is as bad as its worst public test
@@ -120,17 +114,14 @@ def render_check_text(report: dict, lang: str = "en", color: bool = False) -> st
     for function, state, feedback in progress:
         mark, code = marks[state]
         mark = f"\033[{code}m{mark}\033[0m" if color else mark
-        label = FUNCTION_STATES[state][lang]
+        label = text(f"check.{state}", lang)
         lines.append(f"{mark} {_printable(function):<18} {label}")
         if state == "wrong":
             lines.append(f"    {_printable(feedback)}")
     for error in report["errors"]:
         lines.append(f"! {_printable(error['message'])}")
     done = sum(state == "done" for _, state, _ in progress)
-    summary = {"en": f"{done} of {len(progress)} functions done", "zh": f"已完成 {done}/{len(progress)} 个函数"}[lang]
-    hint = {"en": "(public tests only: the hidden tests check more)",
-            "zh": "（仅公开测试：正式评分的隐藏测试会检查更多情况）"}[lang]
-    lines += ["", f"{summary} {hint}"]
+    lines += ["", text("check.progress", lang, done=done, total=len(progress))]
     return "\n".join(lines) + "\n"
 
 

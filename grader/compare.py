@@ -125,7 +125,7 @@ def failure_feedback(result: Any, function: str | None, keep_text: bool = True,
                      files: tuple[str, ...] = ()) -> Feedback:
     """What a sandbox call that did not answer (timeout, crash, exception) says about the student's code."""
     if result.status == "timeout":
-        return Feedback("timeout", status="timeout", function=function, detail=result.detail)
+        return Feedback("timeout", status="timeout", function=function, detail=result.reason or result.detail)
     if result.status == "crashed":
         return Feedback("crashed", status="error", function=function, detail=result.detail)
     if result.status == "malformed":

@@ -32,6 +32,7 @@ class Group:
     visibility: str
     # (student function, its points): each function's points are shared among the tests that cover it, by weight
     functions: tuple[tuple[str, float], ...] = ()
+    title_zh: str | None = None  # what reports rendered in Chinese show
 
     @property
     def points(self) -> float:
@@ -227,7 +228,7 @@ def parse_assignment(text: str, folder: Path, course: Course, source: Path) -> A
         version=str(meta["version"]),
         files=tuple(meta["files"]),
         groups=tuple(Group(name, g.get("title", name), g.get("visibility", "visible"),
-                           tuple((f, float(p)) for f, p in g["functions"].items()))
+                           tuple((f, float(p)) for f, p in g["functions"].items()), g.get("title_zh"))
                      for name, g in data["groups"].items()),
         limits=Limits(
             call_timeout_s=float(limits["call_timeout_s"]),

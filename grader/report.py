@@ -83,6 +83,7 @@ class GroupScore:
     score: float
     max_score: float
     visibility: str
+    title_zh: str | None = None  # the title in Chinese, which reports rendered in Chinese show
 
 
 @dataclass
