@@ -49,9 +49,7 @@ class Feedback(AssertionError):
         self.function = function
         if function is not None:
             params.setdefault("function", function)
-        # One-element lists read better as the number itself: "expected 0.7864", not "[0.7864]".
-        params = {k: v[0] if isinstance(v, (list, tuple)) and len(v) == 1 else v for k, v in params.items()}
-        self.params = {k: fmt(v) if isinstance(v, (float, list, tuple)) else v for k, v in params.items()}
+        self.params = _shown(params)
 
     @property
     def message(self) -> dict:
@@ -61,6 +59,21 @@ class Feedback(AssertionError):
         from grader.messages import render
 
         return render(self.message, "en")
+
+
+def message(message_id: str, **params: Any) -> dict:
+    """A message as another's parameter (a test's description of its inputs, in the assignment's messages.toml):
+    worded in the report's language, its parameters shown as Feedback's are."""
+    return {"id": message_id, "params": params}
+
+
+def _shown(params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters as a message shows them: numbers and lists formatted (fmt), those of a nested message too.
+    One-element lists read better as the number itself: "expected 0.7864", not "[0.7864]"."""
+    params = {k: v[0] if isinstance(v, (list, tuple)) and len(v) == 1 else v for k, v in params.items()}
+    return {k: fmt(v) if isinstance(v, (float, list, tuple))
+            else {"id": v["id"], "params": _shown(v["params"])} if isinstance(v, dict) and "id" in v and "params" in v
+            else v for k, v in params.items()}
 
 
 # ---------------------------------------------------------------------- running requests

@@ -48,7 +48,9 @@ def _nested(value: object, lang: str, texts: Mapping[str, Mapping[str, str]], de
     """A parameter that is itself a message ({"id", "params"}: a test's description of its inputs) is worded in
     the same language; the depth is bounded because params may come from a report file."""
     if isinstance(value, dict) and isinstance(value.get("id"), str) and depth < 4:
-        inner = _Params({k: _nested(v, lang, texts, depth + 1) for k, v in (value.get("params") or {}).items()})
+        params = value.get("params")
+        inner = _Params({k: _nested(v, lang, texts, depth + 1)
+                         for k, v in (params.items() if isinstance(params, dict) else ())})
         template = texts.get(value["id"], {}).get(lang)
         return str(inner.get("text") or value["id"]) if template is None else template.format_map(inner)
     return value
