@@ -211,7 +211,7 @@ def render_text(report: dict, lang: str = "en", color: bool = False) -> str:
             status = test["status"]
             line = f"  {paint(_MARKS[status], _COLORS[status])} {_printable(test['name'])}"
             if status != "passed":
-                line += "  " + labels["status_note"].format(status=paint(labels[status], _COLORS[status]))
+                line += labels["status_note"].format(status=paint(labels[status], _COLORS[status]))
             lines.append(line)
             if status != "passed":
                 lines += [f"      {row}" for row in _printable(test["feedback"]).splitlines()]
