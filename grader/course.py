@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from grader.errors import UnusableInput
+from grader.messages import load_catalogue
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -308,13 +309,9 @@ def _messages(path: Path) -> dict[str, dict[str, str]]:
     if not path.is_file():
         return {}
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        return load_catalogue(path)
+    except ValueError as exc:  # TOMLDecodeError and UnicodeDecodeError are ValueErrors too
         raise CourseError(f"{path}: {exc}") from None
-    for key, texts in data.items():
-        if not (isinstance(texts, dict) and all(isinstance(t, str) for t in texts.values())):
-            raise CourseError(f"{path}: [{key}] must hold texts, one per language (en = \"...\", zh = \"...\")")
-    return data
 
 
 def _due(value: object) -> datetime:

@@ -19,11 +19,12 @@ CATALOGUE_PATH = Path(__file__).with_name("messages.toml")
 
 
 def load_catalogue(path: Path) -> dict[str, dict[str, str]]:
-    """[id] tables of format strings, one per language; a ValueError says which id is malformed."""
+    """[id] tables of format strings, one per language; a ValueError (TOMLDecodeError, UnicodeDecodeError, or
+    one that names the malformed id) otherwise."""
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     for key, texts in data.items():
         if not (isinstance(texts, dict) and all(isinstance(t, str) for t in texts.values())):
-            raise ValueError(f"{path}: [{key}] must hold texts, one per language (en = \"...\", zh = \"...\")")
+            raise ValueError(f"[{key}] must hold texts, one per language (en = \"...\", zh = \"...\")")
     return data
 
 

@@ -6,6 +6,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import overload
 
+from grader.messages import text
+
 SCHEMA_VERSION = "1"
 # Student code decides much of what a report says (exception messages, printed values): every part is bounded, so
 # that one student cannot make a report, a feedback page or the class dashboard of many megabytes.
@@ -14,8 +16,6 @@ MAX_ITEMS = 20  # items of one list or object in a message's parameters
 MAX_DEPTH = 4  # nesting of a message's parameters
 MAX_REPORT_BYTES = 256 * 1024  # the whole report as JSON; beyond it, feedback details are dropped (and it says so)
 SHORT_TEXT = 200  # each feedback text, when the report is too large
-SHORTENED = {"id": "report_shortened",
-             "message": f"the feedback was shortened: the whole report was larger than {MAX_REPORT_BYTES // 1024} KiB"}
 
 
 def bounded_text(text: str, limit: int = MAX_TEXT) -> str:
@@ -124,7 +124,8 @@ class Report:
         errors = [{"id": bounded_text(str(e["id"]), 100), "message": bounded_text(str(e["message"]))}
                   for e in data["errors"][:MAX_ITEMS]]
         if len(data["errors"]) > MAX_ITEMS:
-            errors.append({"id": "more_errors", "message": f"… and {len(data['errors']) - MAX_ITEMS} more"})
+            errors.append({"id": "more_errors", "message": text("more_errors", self.lang,
+                                                               n=len(data["errors"]) - MAX_ITEMS)})
         data["errors"] = errors
         if len(json.dumps(data, default=str)) > MAX_REPORT_BYTES:  # \u escapes: at least its size in UTF-8
             for test in data["tests"]:
@@ -132,7 +133,8 @@ class Report:
                 if test["message"] is not None:
                     test["message"]["params"] = {}
             data["errors"] = [{**e, "message": bounded_text(e["message"], SHORT_TEXT)} for e in data["errors"]]
-            data["errors"].append(dict(SHORTENED))
+            data["errors"].append({"id": "report_shortened", "message": text("report_shortened", self.lang,
+                                                                             kib=MAX_REPORT_BYTES // 1024)})
         return data
 
 
