@@ -1,6 +1,8 @@
 """Chinese that reads as Chinese: every text in both languages with the same parameters, Chinese punctuation,
 group titles in Chinese, and reports in Chinese without English fragments where the hidden tests describe their
 inputs (nested messages) or the sandbox says why a call timed out."""
+import html
+import json
 import re
 import shutil
 import string
@@ -12,7 +14,9 @@ import pytest
 
 from grader import messages
 from grader.course import find_course
+from grader.formats import render_gradescope
 from grader.messages import LANGUAGES, load_catalogue, render
+from grader.pages import feedback_page
 
 ROOT = Path(__file__).resolve().parents[1]
 CATALOGUES = [ROOT / "grader" / "messages.toml", *sorted(ROOT.glob("assignments/*/messages.toml")),
@@ -155,3 +159,15 @@ def test_a_timeout_and_a_group_title_in_chinese():
     english = grader("grade", "--format", "text", grace)
     assert "did not finish: no reply within 2 s" in english.stdout
     assert "training: Loss, regularisation, gradient descent, training loop" in english.stdout
+
+
+def test_pages_and_gradescope_in_chinese():
+    erin = str(ROOT / "submissions" / "micrograd" / "erin_bias_missing")
+    report = json.loads(grader("grade", "--lang", "zh", "--format", "json", erin).stdout)
+    assert report["groups"][2]["title"] == "Neuron, Layer, MLP"  # the report keeps the English title
+    page = feedback_page(report, None, "zh")
+    lines = [html.unescape(line).strip() for line in re.split("<[^>]+>", page.split("<main>")[1])]
+    assert {"作业：micrograd v1", "Neuron、Layer、MLP", "损失、正则化、梯度下降与训练循环"} <= set(lines)
+    assert not [line for line in lines if english_fragments(line) or typography_problems(line)]
+    output = json.loads(render_gradescope(report, "zh"))["output"]
+    assert output.startswith("得分：92 / 100\n  各运算的梯度（_backward）：40 / 40\n"), output
