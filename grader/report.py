@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import overload
 
-from grader.messages import text
+from grader import messages
 
 SCHEMA_VERSION = "1"
 # Student code decides much of what a report says (exception messages, printed values): every part is bounded, so
@@ -124,8 +124,8 @@ class Report:
         errors = [{"id": bounded_text(str(e["id"]), 100), "message": bounded_text(str(e["message"]))}
                   for e in data["errors"][:MAX_ITEMS]]
         if len(data["errors"]) > MAX_ITEMS:
-            errors.append({"id": "more_errors", "message": text("more_errors", self.lang,
-                                                               n=len(data["errors"]) - MAX_ITEMS)})
+            more = messages.text("more_errors", self.lang, n=len(data["errors"]) - MAX_ITEMS)
+            errors.append({"id": "more_errors", "message": more})
         data["errors"] = errors
         if len(json.dumps(data, default=str)) > MAX_REPORT_BYTES:  # \u escapes: at least its size in UTF-8
             for test in data["tests"]:
@@ -133,8 +133,8 @@ class Report:
                 if test["message"] is not None:
                     test["message"]["params"] = {}
             data["errors"] = [{**e, "message": bounded_text(e["message"], SHORT_TEXT)} for e in data["errors"]]
-            data["errors"].append({"id": "report_shortened", "message": text("report_shortened", self.lang,
-                                                                             kib=MAX_REPORT_BYTES // 1024)})
+            shortened = messages.text("report_shortened", self.lang, kib=MAX_REPORT_BYTES // 1024)
+            data["errors"].append({"id": "report_shortened", "message": shortened})
         return data
 
 
