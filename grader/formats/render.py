@@ -9,8 +9,8 @@ import unicodedata
 import xml.etree.ElementTree as ET
 from typing import Callable
 
-from grader.formats.escaping import _LONE_SURROGATE, _md, _printable, _xml_text
 from grader import messages
+from grader.formats.escaping import _LONE_SURROGATE, _md, _printable, _xml_text
 
 FORMATS = ("text", "json", "gradescope", "junit", "markdown")
 
@@ -40,7 +40,7 @@ def _labels(lang: str) -> dict[str, str]:
 def group_title(group: dict, lang: str) -> str:
     """A group's title in `lang`: reports keep the English one in "title" and the Chinese one in "title_zh"
     (reports made before it have none)."""
-    return group.get("title_zh") or group["title"] if lang == "zh" else group["title"]
+    return (group.get("title_zh") or group["title"]) if lang == "zh" else group["title"]
 
 
 def _labelled(label: str, value: str, labels: dict[str, str]) -> str:
