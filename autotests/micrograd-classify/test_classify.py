@@ -16,7 +16,7 @@ import random
 
 import pytest
 
-from grader.testing import Feedback, all_close
+from grader.testing import Feedback, all_close, message
 
 pytestmark = pytest.mark.group("classify")
 
@@ -38,7 +38,8 @@ def check_dropout(student, reference, p, x, seed, single=False):
     args = {"p": p, "x": x, "training": True, "seed": seed, "single": single}
     got, want = student.call_beside(reference, "dropout", **args)
     if not got["form_kept"]:
-        raise Feedback("dropout_form", function="Dropout.__call__", given="Value" if single else "list")
+        given = message("given.value" if single else "given.list")
+        raise Feedback("dropout_form", function="Dropout.__call__", given=given)
     if got["draws"] != len(x):
         raise Feedback("dropout_draws", function="Dropout.__call__", p=p, expected=len(x), got=got["draws"])
     draws = [round(d, 3) for d in draws_of(seed, len(x))]
@@ -120,13 +121,12 @@ def train_request(rng, sizes, epochs=5, lr=0.3, lam=0.0, patience=None, dropout_
 
 
 def setting(request):
-    parts = [f"MLP({request['sizes'][0]}, {request['sizes'][1:]})", f"epochs = {request['epochs']}",
-             f"lr = {request['lr']}", f"lam = {request['lam']}"]
-    if request["patience"] is not None:
-        parts.append(f"patience = {request['patience']}")
-    if request["dropout_p"] is not None:
-        parts.append(f"dropout p = {request['dropout_p']}")
-    return ", ".join(parts)
+    """The run's settings as a message of messages.toml, worded (its commas) in the report's language: one id per
+    combination of the optional settings, as a report keeps messages nested only so deep."""
+    patience, p = request["patience"], request["dropout_p"]
+    message_id = "setting" + (".patience" if patience is not None else "") + (".dropout" if p is not None else "")
+    return message(message_id, model=f"MLP({request['sizes'][0]}, {request['sizes'][1:]})", epochs=request["epochs"],
+                   lr=request["lr"], lam=request["lam"], patience=patience, p=p)
 
 
 # ---------------------------------------------------------------------- train_classifier: classic mistakes

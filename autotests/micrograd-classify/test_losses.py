@@ -8,7 +8,7 @@ round, the minus sign left out, a loss built from `.data` so that no gradient fl
 """
 import pytest
 
-from grader.testing import Feedback, all_close, close
+from grader.testing import Feedback, all_close, close, message
 
 pytestmark = pytest.mark.group("losses")
 
@@ -83,7 +83,7 @@ def test_bce_is_stable_for_large_logits(student, reference, rng):
 def test_bce_accepts_a_plain_number(student, reference, rng):
     # Both branches and both labels, then an extra, random case.
     for z, y in [(1.5, 1), (2.5, 0), (-2.0, 0), (-1.5, 1), (logit(rng), rng.choice([0, 1]))]:
-        got, want = check_plain_numbers(student, reference, "bce", f"z = {z} (a float), y = {y}", z=z, y=y,
+        got, want = check_plain_numbers(student, reference, "bce", message("given.float", z=z, y=y), z=z, y=y,
                                         as_number=True)
         if not close(got["data"], want["data"]):
             raise Feedback("bce_value", function="bce_with_logits", z=z, y=y, expected=want["data"], got=got["data"])
@@ -136,8 +136,8 @@ def test_softmax_accepts_plain_numbers(student, reference, rng):
 
 
 def check_softmax_of_numbers(student, reference, logits):
-    got, want = check_plain_numbers(student, reference, "softmax", f"logits = {logits} (floats)", logits=logits,
-                                    upstream=[1.0, 1.0, 1.0], as_numbers=True)
+    got, want = check_plain_numbers(student, reference, "softmax", message("given.floats", logits=logits),
+                                    logits=logits, upstream=[1.0, 1.0, 1.0], as_numbers=True)
     if not all_close(got["data"], want["data"]):
         raise Feedback("softmax_value", function="softmax", logits=logits, expected=want["data"], got=got["data"])
 
@@ -190,7 +190,7 @@ def test_cross_entropy_accepts_plain_numbers(student, reference, rng):
 
 
 def check_cross_entropy_of_numbers(student, reference, logits, label):
-    got, want = check_plain_numbers(student, reference, "cross_entropy", f"logits = {logits} (floats)",
+    got, want = check_plain_numbers(student, reference, "cross_entropy", message("given.floats", logits=logits),
                                     logits=logits, label=label, as_numbers=True)
     if not close(got["data"], want["data"]):
         raise Feedback("cross_entropy_value", function="cross_entropy", logits=logits, label=label,
