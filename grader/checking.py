@@ -16,7 +16,7 @@ from pathlib import Path
 from grader.compare import failure_feedback, formatted
 from grader.course import Assignment
 from grader.formats import _printable
-from grader.messages import MESSAGES, render
+from grader.messages import MESSAGES, text
 from grader.report import Report
 from grader.replies import PUBLIC_TEST
 from grader.results import Outcome, RunResult
@@ -198,11 +198,6 @@ def once_per_error(broken: dict[str, dict]) -> dict[str, dict]:
     return kept
 
 
-FUNCTION_STATES = {
-    "done": {"en": "done", "zh": "已完成"},
-    "wrong": {"en": "wrong", "zh": "有错误"},
-    "todo": {"en": "not written yet", "zh": "尚未实现"},
-}
 # The message ids of tests not run because something else fails.
 BLOCKED = frozenset({"depends_on", "depends_on_todo", "blocked_by_import"})
 PRINTED_LINES = 12  # of what a failing check printed, shown under its feedback
@@ -224,7 +219,7 @@ def function_progress(report: dict) -> list[tuple[str, str, dict]]:
 
 def check_summary(report: dict, lang: str) -> str:
     """What a check counts, in words: functions done and public checks passed (never a grade)."""
-    return render({"id": "check_summary", "params": report["progress"]}, lang)
+    return text("check.progress", lang, **report["progress"])
 
 
 def render_check_text(report: dict, lang: str = "en", color: bool = False) -> str:
@@ -236,17 +231,16 @@ def render_check_text(report: dict, lang: str = "en", color: bool = False) -> st
     for function, state, test in function_progress(report):
         mark, code = marks[state]
         mark = f"\033[{code}m{mark}\033[0m" if color else mark
-        label = test["feedback"] if state == "blocked" else FUNCTION_STATES[state][lang]  # "not checked: ..."
+        label = test["feedback"] if state == "blocked" else text(f"check.{state}", lang)  # "not checked: ..."
         lines.append(f"{mark} {_printable(function):<18} {_printable(label)}")
         if state == "wrong":
             lines.append(f"    {_printable(test['feedback'])}")
         printed = (test.get("output") or "").splitlines()
         if state == "wrong" and printed:
-            lines.append("    " + {"en": "what your code printed:", "zh": "你的代码打印了："}[lang])
+            lines.append("    " + text("check.printed", lang))
             lines += [f"    | {_printable(line)}" for line in printed[:PRINTED_LINES]]
             if len(printed) > PRINTED_LINES:
-                lines.append("    | " + {"en": f"… {len(printed) - PRINTED_LINES} more lines",
-                                          "zh": f"……另有 {len(printed) - PRINTED_LINES} 行"}[lang])
+                lines.append("    | " + text("check.more_lines", lang, n=len(printed) - PRINTED_LINES))
     lines += ["", check_summary(report, lang)]
     return "\n".join(lines) + "\n"
 

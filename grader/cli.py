@@ -255,7 +255,7 @@ def check(path: Path, assignment_name: str, course_dir: Path | None, lang: str, 
     data = check_submission(submission, assignment, lang=lang, only=only).to_dict()
     tty = sys.stdout.isatty()
     text = render_check_text(data, lang, color=tty) if fmt == "text" else render(data, fmt, lang)
-    click.echo(isolation_line(data["isolation"]), err=True)
+    click.echo(isolation_line(data["isolation"], lang), err=True)
     click.echo(text, nl=not text.endswith("\n"))
     if out is not None:
         write_text_atomic(out, render_check_text(data, lang) if fmt == "text" else text)

@@ -71,6 +71,12 @@ class Feedback(AssertionError):
         return render(self.message, "en")
 
 
+def message(message_id: str, **params: Any) -> dict:
+    """A message as another's parameter (a test's description of its inputs, in the assignment's messages.toml):
+    worded in the report's language, its parameters shown as Feedback's are."""
+    return {"id": message_id, "params": params}
+
+
 # ---------------------------------------------------------------------- running requests
 
 
@@ -133,7 +139,7 @@ def failure_feedback(result: Any, function: str | None, keep_text: bool = True,
                      files: tuple[str, ...] = ()) -> Feedback:
     """What a sandbox call that did not answer (timeout, crash, exception) says about the student's code."""
     if result.status == "timeout":
-        return Feedback("timeout", status="timeout", function=function, detail=result.detail)
+        return Feedback("timeout", status="timeout", function=function, detail=result.reason or result.detail)
     if result.status == "crashed":
         return Feedback("crashed", status="error", function=function, detail=result.detail)
     if result.status == "malformed":

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from grader.errors import UnusableInput
+from grader.messages import load_catalogue
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -32,6 +33,7 @@ class Group:
     visibility: str
     # (student function, its points): each function's points are shared among the tests that cover it, by weight
     functions: tuple[tuple[str, float], ...] = ()
+    title_zh: str | None = None  # what reports rendered in Chinese show
 
     @property
     def points(self) -> float:
@@ -237,7 +239,7 @@ def parse_assignment(text: str, folder: Path, course: Course, source: Path) -> A
         version=str(meta["version"]),
         files=tuple(meta["files"]),
         groups=tuple(Group(name, g.get("title", name), g.get("visibility", "visible"),
-                           tuple((f, float(p)) for f, p in g["functions"].items()))
+                           tuple((f, float(p)) for f, p in g["functions"].items()), g.get("title_zh"))
                      for name, g in data["groups"].items()),
         limits=Limits(
             call_timeout_s=float(limits["call_timeout_s"]),
@@ -319,13 +321,9 @@ def _messages(path: Path) -> dict[str, dict[str, str]]:
     if not path.is_file():
         return {}
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        return load_catalogue(path)
+    except ValueError as exc:  # TOMLDecodeError and UnicodeDecodeError are ValueErrors too
         raise CourseError(f"{path}: {exc}") from None
-    for key, texts in data.items():
-        if not (isinstance(texts, dict) and all(isinstance(t, str) for t in texts.values())):
-            raise CourseError(f"{path}: [{key}] must hold texts, one per language (en = \"...\", zh = \"...\")")
-    return data
 
 
 def _due(value: object) -> datetime:

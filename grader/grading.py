@@ -47,7 +47,8 @@ def import_problems(assignment: Assignment, sandbox: Sandbox) -> dict[str, dict]
             assert loaded.error is not None  # set whenever the status is "error"
             problems[name] = loaded.error
         else:
-            problems[name] = {"type": loaded.status, "message": loaded.detail, "traceback": []}
+            # a timeout's reason is a message, worded in the report's language
+            problems[name] = {"type": loaded.status, "message": loaded.reason or loaded.detail, "traceback": []}
     return problems
 
 

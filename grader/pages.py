@@ -22,6 +22,7 @@ from typing import Hashable, Iterable, TypeVar
 from jinja2 import PackageLoader, Template
 from markupsafe import Markup
 
+from grader import messages
 from grader.formats import _LONE_SURROGATE, _labels as _report_labels, _late_detail, _num
 from grader.gradebook import BINS, Failure, report_status, score_bin
 from grader.report import final_score
@@ -32,48 +33,9 @@ TOP_MESSAGES = 3  # most frequent feedback messages shown per test
 ERRORED_TESTS_SHOWN = 3  # an errored student's failing tests named before "and N more"
 _FEEDBACK_KEY = "grader_feedback_html"  # cell metadata the notebook template prints beneath a code cell
 
-_LABELS = {
-    "en": {
-        "feedback_title": "Feedback", "groups": "Scores by group", "final": "Final score",
-        "general": "General feedback", "general_hint": "Tests whose function was not found in your code.",
-        "your_code": "Your code", "passed_of": "{passed} of {total} passed",
-        "dashboard": "Class dashboard", "class_size": "Students", "mean": "Mean", "median": "Median",
-        "errored_count": "Grading errors", "problems_count": "Student problems", "late_count": "Late",
-        "histogram": "Score distribution", "histogram_hint": "Final scores (after late penalties) in 10 bins "
-                                                             "from 0 to {max}.",
-        "pass_rates": "Pass rate per test", "pass_rates_hint": "Lowest pass rate first.", "pass_rate": "Pass rate",
-        "common": "Most frequent feedback", "common_hint": "Top 3 per test. Feedback with the same message is "
-                                                           "counted together, with one example.",
-        "count": "Students", "errored": "Errors, problems and timeouts", "errored_none": "No submission errored.",
-        "reason": "Reason", "students": "All students", "links": "Links", "report_link": "report",
-        "feedback_link": "feedback", "and_more": "and {n} more",
-        "common_none": "Every student passed every test.", "ungraded": "not graded",
-        "failing_title": "Did not pass {test}", "failing_hint": "{n} student(s); the feedback's first line.",
-        "adjustment": "Adjusted by course staff", "extension": "extension: {days} day(s)",
-        "points_added": "points: {points}", "final_set": "final score set to {final}",
-    },
-    "zh": {
-        "feedback_title": "反馈", "groups": "各部分得分", "final": "最终得分",
-        "general": "综合反馈", "general_hint": "这些测试对应的函数在你的代码中没有找到。",
-        "your_code": "你的代码", "passed_of": "{total} 个测试中通过 {passed} 个",
-        "dashboard": "班级概览", "class_size": "学生人数", "mean": "平均分", "median": "中位数",
-        "errored_count": "评分出错", "problems_count": "学生自身问题", "late_count": "迟交",
-        "histogram": "分数分布", "histogram_hint": "最终得分（已扣迟交分），0 到 {max} 分为 10 段。",
-        "pass_rates": "各测试通过率", "pass_rates_hint": "通过率从低到高排列。", "pass_rate": "通过率",
-        "common": "最常见的反馈", "common_hint": "每个测试列出前 3 条；同一类消息合并计数，并给出一个示例。",
-        "count": "人数", "errored": "评分出错的学生", "errored_none": "没有评分出错的提交。",
-        "reason": "原因", "students": "全部学生", "links": "链接", "report_link": "报告",
-        "feedback_link": "反馈", "and_more": "另有 {n} 项",
-        "common_none": "所有学生都通过了所有测试。", "ungraded": "未评分",
-        "failing_title": "未通过 {test} 的学生", "failing_hint": "共 {n} 人；反馈的第一行。",
-        "adjustment": "助教调整", "extension": "延期：{days} 天",
-        "points_added": "加减分：{points}", "final_set": "最终得分定为 {final}",
-    },
-}
-
-
 def _labels(lang: str) -> dict[str, str]:
-    return {**_report_labels(lang), **_LABELS[lang]}  # the report renderers' labels check `lang`
+    """The pages' words in `lang` (grader/messages.toml, "page." ids) over those of the report formats."""
+    return {**_report_labels(lang), **messages.labels("page", lang)}  # the report formats' labels check `lang`
 
 
 # --- page shell and styles ---------------------------------------------------------------------------------

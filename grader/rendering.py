@@ -21,7 +21,7 @@ from urllib.parse import quote
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from grader.formats import _num, _printable
+from grader.formats import _num, _printable, group_title
 
 
 def _printable_value(value: object) -> object:
@@ -52,6 +52,7 @@ def html_environment() -> Environment:
                       auto_reload=False)
     env.filters["num"] = _num
     env.filters["urlquote"] = _urlquote
+    env.filters["group_title"] = group_title  # {{ group|group_title(lang) }}: its title in the page's language
     return env
 
 

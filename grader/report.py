@@ -6,6 +6,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import overload
 
+from grader import messages
+
 SCHEMA_VERSION = "1"
 # Student code decides much of what a report says (exception messages, printed values): every part is bounded, so
 # that one student cannot make a report, a feedback page or the class dashboard of many megabytes.
@@ -15,8 +17,6 @@ MAX_DEPTH = 6  # nesting of a message's parameters (a description inside a descr
 MAX_REPORT_BYTES = 256 * 1024  # the whole report as JSON; beyond it, feedback details are dropped (and it says so)
 SHORT_TEXT = 200  # each feedback text, when the report is too large
 OUTPUT_TEXT = 1900  # what a failing public check printed
-SHORTENED = {"id": "report_shortened",
-             "message": f"the feedback was shortened: the whole report was larger than {MAX_REPORT_BYTES // 1024} KiB"}
 
 
 def bounded_text(text: str, limit: int = MAX_TEXT) -> str:
@@ -85,6 +85,7 @@ class GroupScore:
     score: float
     max_score: float
     visibility: str
+    title_zh: str | None = None  # the title in Chinese, which reports rendered in Chinese show
 
 
 @dataclass
@@ -133,7 +134,8 @@ class Report:
         errors = [{"id": bounded_text(str(e["id"]), 100), "message": bounded_text(str(e["message"]))}
                   for e in data["errors"][:MAX_ITEMS]]
         if len(data["errors"]) > MAX_ITEMS:
-            errors.append({"id": "more_errors", "message": f"… and {len(data['errors']) - MAX_ITEMS} more"})
+            more = messages.text("more_errors", self.lang, n=len(data["errors"]) - MAX_ITEMS)
+            errors.append({"id": "more_errors", "message": more})
         data["errors"] = errors
         if len(json.dumps(data, default=str)) > MAX_REPORT_BYTES:  # \u escapes: at least its size in UTF-8
             for test in data["tests"]:
@@ -141,7 +143,8 @@ class Report:
                 if test["message"] is not None:
                     test["message"]["params"] = {}
             data["errors"] = [{**e, "message": bounded_text(e["message"], SHORT_TEXT)} for e in data["errors"]]
-            data["errors"].append(dict(SHORTENED))
+            shortened = messages.text("report_shortened", self.lang, kib=MAX_REPORT_BYTES // 1024)
+            data["errors"].append({"id": "report_shortened", "message": shortened})
         return data
 
 

@@ -58,7 +58,8 @@ def group_scores(assignment: Assignment, outcomes: list[Outcome],
         tests.append(TestResult(o.name, o.group, earned, share, o.status, text, o.function, o.duration_s,
                                 message, o.covers, o.weight, o.output or None))
     # With no tests (or none run) a group still counts towards the maximum.
-    groups = [GroupScore(g.name, g.title, round(scores[g.name], 6), g.points, g.visibility) for g in assignment.groups]
+    groups = [GroupScore(g.name, g.title, round(scores[g.name], 6), g.points, g.visibility, g.title_zh)
+              for g in assignment.groups]
     return groups, tests
 
 
@@ -145,7 +146,7 @@ def submission_summary(submission: Submission) -> dict:
 def error_report(assignment: Assignment, student: str, source: str, reason: str, *, lang: str,
                  started_at: datetime, duration_s: float, reason_id: str = "not_a_submission") -> Report:
     """A report for input that could not be graded at all: 0 points, the reason, and still a valid report."""
-    groups = [GroupScore(g.name, g.title, 0.0, g.points, g.visibility) for g in assignment.groups]
+    groups = [GroupScore(g.name, g.title, 0.0, g.points, g.visibility, g.title_zh) for g in assignment.groups]
     return Report(
         grader_version=__version__,
         assignment=assignment_stamp(assignment),

@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 from grader.course import Assignment
 from grader.errors import UnusableInput
 from grader.formats import _printable
+from grader.messages import render
 
 MAX_UNPACKED_BYTES = 20 * 1024 * 1024  # a zip larger than this when unpacked is refused (zip bombs)
 MAX_ZIP_ENTRIES = 2000
@@ -147,8 +148,7 @@ def cell_tags(cell: dict) -> list[str]:
 
 
 def link_problem(path: str) -> dict:
-    return {"id": "symlink", "params": {"file": path, "text": f"{path} is a symbolic link; submit the file itself "
-                                                               "(it was not read)"}}
+    return {"id": "symlink", "params": {"file": path}}
 
 
 def collect(entries: dict[str, bytes], links: list[str], source: str, kind: str, assignment: Assignment,
@@ -171,7 +171,7 @@ def collect(entries: dict[str, bytes], links: list[str], source: str, kind: str,
     elif not found:
         listing = ", ".join(sorted(entries)[:8]) or "nothing"
         extra = f" ({len(notebooks)} notebooks: say which one)" if notebooks else ""
-        linked = f"; {link_problem(links[0])['params']['text']}" if links else ""
+        linked = f"; {render(link_problem(links[0]))}" if links else ""
         raise SubmissionError(f"{source}: none of {', '.join(wanted)} and no single notebook found{extra}; "
                               f"it holds {listing}{linked}")
     else:

@@ -21,7 +21,9 @@ it fails and the student's `g` differs from the course's, the feedback says so),
 weight 0 whose function has no points; elsewhere it must agree with assignment.toml).
 
 A failed check raises ``Feedback(message_id, function=..., **params)``; the message ids are the grader's own
-(grader/messages.py) or the assignment's (its messages.toml), rendered later in English or Chinese.
+(grader/messages.toml) or the assignment's (its messages.toml), rendered later in English or Chinese. A parameter
+that describes in words (the setting of a run, what an input is) is itself ``message(message_id, **params)``, from
+the assignment's messages.toml, so that it is worded in the report's language too.
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ from typing import Any
 import pytest
 
 from grader.answers import Question, Questions, Refused
-from grader.compare import Fallback, Feedback, ReferenceCode, StudentCode, all_close, close, fmt
+from grader.compare import Fallback, Feedback, ReferenceCode, StudentCode, all_close, close, fmt, message
 from grader.course import Assignment
 from grader.harness import WrongType
 from grader.replies import (ANY, BOOLEAN, INDEX, NUMBER, AnyOf, BadReply, Integer, ListOf, MapOf, Nullable, Record,
@@ -42,7 +44,7 @@ from grader.replies import (ANY, BOOLEAN, INDEX, NUMBER, AnyOf, BadReply, Intege
 __all__ = [
     "ANY", "BOOLEAN", "INDEX", "NUMBER", "AnyOf", "BadReply", "Fallback", "Feedback", "Integer", "ListOf", "MapOf",
     "Nullable", "Question", "Record", "ReferenceCode", "Refused", "Shape", "StudentCode", "Text", "WrongType",
-    "all_close", "close", "fmt", "numbers",
+    "all_close", "close", "fmt", "message", "numbers",
 ]
 
 

@@ -86,7 +86,7 @@ BAD = {
     "a function that is no name": (settings(groups__ops='functions = { "Value.*" = 5 }'),
                                    "groups.ops.functions: must be a table of student-written functions"),
     "the old group points": (settings(groups__ops='points = 40\nfunctions = { "Value.tanh" = 40 }'),
-                             "groups.ops.points: unknown key (known: title, visibility, functions)"),
+                             "groups.ops.points: unknown key (known: title, title_zh, visibility, functions)"),
     "a function in two groups": (settings(groups__nn='functions = { "Value.tanh" = 60 }'),
                                  "groups.nn.functions: Value.tanh has points in groups ops and nn"),
     "bad visibility": (settings(groups__ops='visibility = "public"\nfunctions = { "Value.tanh" = 40 }'),

@@ -273,11 +273,12 @@ def test_inside_the_sandbox_nothing_but_the_standard_library_is_visible(tmp_path
         assert path.startswith(allowed), path
 
 
-def test_the_wheel_carries_the_templates_and_static_files(wheel):
-    """Pages, the Gradescope scripts and the READMEs are rendered from grader/templates/ and grader/static/."""
+def test_the_wheel_carries_the_templates_static_files_and_texts(wheel):
+    """Pages, the Gradescope scripts and the READMEs are rendered from grader/templates/ and grader/static/, in
+    the words of grader/messages.toml."""
     package = ROOT / "grader"
     wanted = {p.relative_to(ROOT).as_posix() for folder in ("templates", "static")
-              for p in (package / folder).rglob("*") if p.is_file()}
+              for p in (package / folder).rglob("*") if p.is_file()} | {"grader/messages.toml"}
     assert {"grader/templates/base.html.j2", "grader/static/sort.js", "grader/templates/export/setup.sh.j2"} <= wanted
     with zipfile.ZipFile(wheel) as archive:
         assert wanted <= set(archive.namelist())

@@ -14,9 +14,10 @@ epoch late or early, the last parameters kept instead of the best, a restore wit
 import math
 import random
 
+import diagnosis
 import pytest
 
-from grader.testing import Feedback, all_close
+from grader.testing import Feedback, all_close, message
 
 pytestmark = pytest.mark.group("classify")
 
@@ -37,22 +38,14 @@ def elements(rng, n):
 def check_dropout(student, reference, p, x, seed, single=False):
     args = {"p": p, "x": x, "training": True, "seed": seed, "single": single}
     got, want = student.call_beside(reference, "dropout", **args)
-    if not got["form_kept"]:
-        raise Feedback("dropout_form", function="Dropout.__call__", given="Value" if single else "list")
-    if got["draws"] != len(x):
-        raise Feedback("dropout_draws", function="Dropout.__call__", p=p, expected=len(x), got=got["draws"])
-    draws = [round(d, 3) for d in draws_of(seed, len(x))]
-    if not all_close(got["out"], want["out"]):
-        kept = [d >= p for d in draws_of(seed, len(x))]
-        params = {"function": "Dropout.__call__", "p": p, "x": x, "expected": want["out"], "got": got["out"]}
-        if all_close(got["out"], [v if k else 0.0 for v, k in zip(x, kept)]):
-            raise Feedback("dropout_no_scaling", **params)
-        got_kept = [o != 0.0 for o in got["out"]]
-        if len(got_kept) == len(kept) and got_kept != kept:
-            raise Feedback("dropout_keep_rule", draws=draws, **params)
-        raise Feedback("dropout_output", draws=draws, **params)
-    if not all_close(got["grads"], want["grads"]):
-        raise Feedback("dropout_gradient", function="Dropout.__call__", p=p, expected=want["grads"], got=got["grads"])
+    raise_found(diagnosis.dropout(p, x, draws_of(seed, len(x)), want["out"], got["out"], want["grads"], got["grads"],
+                                  got["draws"], got["form_kept"], single))
+
+
+def raise_found(found, function="Dropout.__call__"):
+    """The shared diagnosis's message (tests/diagnosis.py of the public tests), if it found something wrong."""
+    if found is not None:
+        raise Feedback(found["id"], function=function, **found["params"])
 
 
 def first_seed(wanted, start=0):
@@ -93,11 +86,8 @@ def test_dropout_of_a_single_value(student, reference, rng):
 def test_dropout_off_returns_x_and_draws_nothing(student, reference, p, training):
     x = FIXED_ELEMENTS[:5]
     got, want = student.call_beside(reference, "dropout", p=p, x=x, training=training, seed=7)
-    if got["draws"] != 0:
-        raise Feedback("dropout_off_draws", function="Dropout.__call__", p=p, training=training, got=got["draws"])
-    if not got["form_kept"] or not all_close(got["out"], x) or not all_close(got["grads"], want["grads"]):
-        raise Feedback("dropout_off_changes", function="Dropout.__call__", p=p, training=training, x=x,
-                       got=got["out"])
+    raise_found(diagnosis.dropout_off(p, training, x, got["draws"], got["out"], got["form_kept"], want["grads"],
+                                      got["grads"]))
 
 
 # ---------------------------------------------------------------------- train_classifier: requests
@@ -120,13 +110,12 @@ def train_request(rng, sizes, epochs=5, lr=0.3, lam=0.0, patience=None, dropout_
 
 
 def setting(request):
-    parts = [f"MLP({request['sizes'][0]}, {request['sizes'][1:]})", f"epochs = {request['epochs']}",
-             f"lr = {request['lr']}", f"lam = {request['lam']}"]
-    if request["patience"] is not None:
-        parts.append(f"patience = {request['patience']}")
-    if request["dropout_p"] is not None:
-        parts.append(f"dropout p = {request['dropout_p']}")
-    return ", ".join(parts)
+    """The run's settings as a message of messages.toml, worded (its commas) in the report's language: one id per
+    combination of the optional settings, as a report keeps messages nested only so deep."""
+    patience, p = request["patience"], request["dropout_p"]
+    message_id = "setting" + (".patience" if patience is not None else "") + (".dropout" if p is not None else "")
+    return message(message_id, model=f"MLP({request['sizes'][0]}, {request['sizes'][1:]})", epochs=request["epochs"],
+                   lr=request["lr"], lam=request["lam"], patience=patience, p=p)
 
 
 # ---------------------------------------------------------------------- train_classifier: classic mistakes
@@ -224,56 +213,16 @@ def mistakes_for(request):
     return found
 
 
-def same_run(a, b):
-    return (a["best_epoch"] == b["best_epoch"] and a["draws"] == b["draws"] and all_close(a["train_loss"],
-            b["train_loss"]) and all_close(a["val_loss"], b["val_loss"]) and all_close(a["params"], b["params"]))
-
-
-def mistake_feedback(mistake, request, got, want):
-    last = {"expected": len(want["val_loss"]) - 1, "got": len(got["val_loss"]) - 1}
-    params = {
-        "sum_not_mean": {}, "val_before_update": {}, "ties_improve": {"patience": request["patience"]},
-        "no_l2": {"lam": request["lam"]}, "l2_in_val": {"lam": request["lam"]},
-        "dropout_in_val": {"expected": want["draws"], "got": got["draws"]},
-        "dropout_on_last": {"expected": want["draws"], "got": got["draws"]},
-        "restore_last": {"best_epoch": want["best_epoch"]},
-        "restore_without_patience": {"best_epoch": want["best_epoch"]},
-        "stop_late": {"patience": request["patience"], **last},
-        "stop_early": {"patience": request["patience"], **last},
-    }[mistake]
-    message_id = {"restore_last": "classifier_restores_last",
-                  "restore_without_patience": "classifier_restores_without_patience"}.get(mistake,
-                                                                                          "classifier_" + mistake)
-    return Feedback(message_id, function="train_classifier", **params)
-
-
-def first_difference(got, want):
-    return next((i for i, (g, w) in enumerate(zip(got, want)) if not all_close([g], [w])), None)
-
-
 def check_train(student, reference, request):
     got, want = student.call_beside(reference, "train", **request)
-    if same_run(got, want):
-        return
-    for mistake in mistakes_for(request):
-        run = simulate(reference, request, mistake, against=got)
-        if run is not None and same_run(got, run):
-            raise mistake_feedback(mistake, request, got, want)
-    where = {"function": "train_classifier", "setting": setting(request)}
-    for key, message_id in (("train_loss", "classifier_loss_trajectory"), ("val_loss", "classifier_val_trajectory")):
-        epoch = first_difference(got[key], want[key])
-        if epoch is not None:
-            raise Feedback(message_id, epoch=epoch, expected=want[key][epoch], got=got[key][epoch], **where)
-    if len(got["val_loss"]) != len(want["val_loss"]) or len(got["train_loss"]) != len(want["train_loss"]):
-        raise Feedback("classifier_epochs_run", expected=len(want["val_loss"]),
-                       got=max(len(got["val_loss"]), len(got["train_loss"])), **where)
-    if got["draws"] != want["draws"]:
-        raise Feedback("classifier_draws", function="train_classifier", p=request["dropout_p"], expected=want["draws"],
-                       got=got["draws"])
-    if got["best_epoch"] != want["best_epoch"]:
-        raise Feedback("classifier_best_epoch", function="train_classifier", expected=want["best_epoch"],
-                       got=got["best_epoch"], val_loss=want["val_loss"])
-    raise Feedback("classifier_final_parameters", expected=want["params"], got=got["params"], **where)
+    mistakes = {}
+    if not diagnosis.same_run(got, want):
+        for mistake in mistakes_for(request):
+            run = simulate(reference, request, mistake, against=got)
+            if run is not None:
+                mistakes[mistake] = run
+    raise_found(diagnosis.train_classifier(setting(request), request["patience"], request["lam"],
+                                           request["dropout_p"], want, got, mistakes), "train_classifier")
 
 
 def telling_request(reference, rng, want_ok, attempts=12, **settings):

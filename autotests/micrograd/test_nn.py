@@ -49,6 +49,13 @@ def in_contract_order(nested):
     return [v for neuron in nested for v in neuron["w"] + [neuron["b"]]]
 
 
+def model_call(kind, args, kwargs=None):
+    """The model as the Python call that builds it, e.g. "Neuron(3, nonlin=False)": code reads the same in every
+    language of the report."""
+    words = [str(a) for a in args] + [f"{k}={v!r}" for k, v in (kwargs or {}).items()]
+    return f"{MODELS[kind]}({', '.join(words)})"
+
+
 def neuron_count(kind, args):
     if kind == "neuron":
         return 1
@@ -57,7 +64,7 @@ def neuron_count(kind, args):
 
 def check_parameters(code, reference, kind, args):
     got, want = code.call_beside(reference, "model_structure", kind=kind, args=args)
-    call = f"{MODELS[kind]}{tuple(args)}"
+    call = model_call(kind, args)
     found = diagnosis.parameters(call, got["count"], want["count"], neuron_count(kind, args), got["distinct"],
                                  got["order"], want["order"])
     if found is not None:
@@ -69,7 +76,7 @@ def check_forward(code, reference, kind, args, params, x, upstream, x_as_values=
                "x_as_values": x_as_values, "kwargs": kwargs or {}}
     got, want = code.call_beside(reference, "model_forward", **request)
     got_grads, want_grads = in_contract_order(got["param_grads"]), in_contract_order(want["param_grads"])
-    call = f"{MODELS[kind]}{tuple(args)}" + (f" with {kwargs}" if kwargs else "")
+    call = model_call(kind, args, kwargs)
     if got["single"] != want["single"]:
         raise Feedback("layer_single_output" if want["single"] else "layer_list_output", model=call)
     if not all_close(got["out"], want["out"]):
@@ -119,7 +126,7 @@ def test_mlp_layer_sizes_and_nonlinearity(on_any_engine, reference, nin, nouts):
         got, want = (answer["structure"] for answer in code.call_beside(
             reference, "model_structure", kind="mlp", args=[nin, nouts], with_parameters=False))
         found = diagnosis.mlp_structure(
-            f"MLP({nin}, {nouts})", [[n["inputs"] for n in layer] for layer in want],
+            model_call("mlp", [nin, nouts]), [[n["inputs"] for n in layer] for layer in want],
             [[n["inputs"] for n in layer] for layer in got], [[n["nonlin"] for n in layer] for layer in want],
             [[n["nonlin"] for n in layer] for layer in got])
         if found is not None:
@@ -138,9 +145,9 @@ def test_zero_grad_resets_every_parameter(on_any_engine, kind, args):
         got = code.call("zero_grad", kind=kind, args=args, grads=per_neuron(kind, args, grads))
         left = sum(g != 0 for g in in_contract_order(got["grads"]))
         if left:
-            raise Feedback("zero_grad", model=f"{MODELS[kind]}{tuple(args)}", left=left)
+            raise Feedback("zero_grad", model=model_call(kind, args), left=left)
         if not got["data_kept"]:
-            raise Feedback("zero_grad_changes_data", model=f"{MODELS[kind]}{tuple(args)}")
+            raise Feedback("zero_grad_changes_data", model=model_call(kind, args))
 
     on_any_engine(check)
 

@@ -10,7 +10,7 @@ from functools import lru_cache
 import diagnosis
 import pytest
 
-from grader.testing import Feedback, all_close, close
+from grader.testing import Feedback, all_close, close, message
 
 pytestmark = pytest.mark.group("training")
 
@@ -24,10 +24,11 @@ def values(rng, n, scale=1.0):
 
 def check_scalar_loss(code, reference, fn, inputs):
     got, want = code.call_beside(reference, fn, **inputs)
+    described = message(f"inputs.{fn}", **inputs)  # "ypred = [...], ys = [...]", with the language's comma
     if not close(got["data"], want["data"]):
-        raise Feedback("loss_value", function=fn, call=fn, inputs=inputs, expected=want["data"], got=got["data"])
+        raise Feedback("loss_value", function=fn, call=fn, inputs=described, expected=want["data"], got=got["data"])
     if not all_close(got["grads"], want["grads"]):
-        raise Feedback("loss_gradients", function=fn, call=fn, inputs=inputs, expected=want["grads"],
+        raise Feedback("loss_gradients", function=fn, call=fn, inputs=described, expected=want["grads"],
                        got=got["grads"])
 
 

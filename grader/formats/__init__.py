@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from grader.formats.escaping import _LONE_SURROGATE, _md, _printable, _xml_text
 from grader.formats.files import fsync_folder, load_report, write_bytes_atomic, write_report_atomic, write_text_atomic
-from grader.formats.render import (FORMATS, _labels, _late_detail, _num, render, render_gradescope, render_json,
-                                   render_junit, render_markdown, render_text)
+from grader.formats.render import (FORMATS, _labels, _late_detail, _num, group_title, render, render_gradescope,
+                                   render_json, render_junit, render_markdown, render_text)
 from grader.formats.validation import SCHEMA_PATH, TOLERANCE, ReportError, _validator, validate_report
 
 __all__ = [
-    "FORMATS", "SCHEMA_PATH", "TOLERANCE", "ReportError", "load_report", "render", "render_gradescope",
+    "FORMATS", "SCHEMA_PATH", "TOLERANCE", "ReportError", "group_title", "load_report", "render", "render_gradescope",
     "render_json", "render_junit", "render_markdown", "render_text", "validate_report", "write_report_atomic",
     "write_text_atomic", "write_bytes_atomic", "fsync_folder",
     # used by grader/submission.py, grader/pages.py and the tests

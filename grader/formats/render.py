@@ -9,8 +9,8 @@ import unicodedata
 import xml.etree.ElementTree as ET
 from typing import Callable
 
+from grader import messages
 from grader.formats.escaping import _LONE_SURROGATE, _md, _printable, _xml_text
-from grader.messages import render as render_message
 
 FORMATS = ("text", "json", "gradescope", "junit", "markdown")
 
@@ -32,35 +32,19 @@ def _tests_by_group(report: dict) -> dict[str, list[dict]]:
     return grouped
 
 
-_LABELS = {
-    "en": {
-        "assignment": "Assignment", "student": "Student", "score": "Score", "max": "Max", "total": "Total",
-        "group": "Group", "test": "Test", "status": "Status", "feedback": "Feedback",
-        "passed": "passed", "failed": "failed", "error": "error", "timeout": "timed out",
-        "not_graded": "not graded: the submission could not be run", "not_passed": "Tests not passed",
-        "errors": "Submission errors", "warnings": "Isolation warnings",
-        "late": "Late", "late_detail": "{days} day(s), -{percent}%",
-        "checks_passed": "Public checks passed", "checks": "Public checks", "check": "Public check",
-        "checks_not_passed": "Public checks not passed",
-    },
-    "zh": {
-        "assignment": "作业", "student": "学生", "score": "得分", "max": "满分", "total": "总计",
-        "group": "分组", "test": "测试", "status": "状态", "feedback": "反馈",
-        "passed": "通过", "failed": "未通过", "error": "出错", "timeout": "超时",
-        "not_graded": "未评分：提交无法运行", "not_passed": "未通过的测试",
-        "errors": "提交问题", "warnings": "隔离警告",
-        "late": "迟交", "late_detail": "{days} 天，扣 {percent}%",
-        "checks_passed": "通过的公开检查", "checks": "公开检查", "check": "公开检查",
-        "checks_not_passed": "未通过的公开检查",
-    },
-}
-
-
 def _labels(lang: str) -> dict[str, str]:
-    try:
-        return _LABELS[lang]
-    except KeyError:
-        raise ValueError(f"unsupported language {lang!r}; choose one of {', '.join(_LABELS)}") from None
+    """The words of the report formats in `lang` (grader/messages.toml, "report." ids); ValueError for others."""
+    return messages.labels("report", lang)
+
+
+def group_title(group: dict, lang: str) -> str:
+    """A group's title in `lang`: reports keep the English one in "title" and the Chinese one in "title_zh"
+    (reports made before it have none)."""
+    return (group.get("title_zh") or group["title"]) if lang == "zh" else group["title"]
+
+
+def _labelled(label: str, value: str, labels: dict[str, str]) -> str:
+    return labels["labelled"].format(label=label, value=value)
 
 
 def _late_detail(report: dict, labels: dict[str, str], with_final: bool = True) -> str | None:
@@ -87,7 +71,7 @@ def render_gradescope(report: dict, lang: str = "en") -> str:
         for t, test in enumerate(grouped[group["name"]], 1):
             output = test["feedback"]
             if test["status"] in ("error", "timeout"):  # Gradescope knows only passed/failed: say which
-                output = f"[{labels[test['status']]}] {output}".rstrip()
+                output = labels["status_tag"].format(status=labels[test["status"]], text=output).rstrip()
             tests.append({
                 "name": _printable(test["name"]),
                 "name_format": "text",
@@ -105,7 +89,7 @@ def render_gradescope(report: dict, lang: str = "en") -> str:
         # Gradescope takes this over the tests' sum: it carries the late penalty.
         "score": late["final_score"] if late is not None else report["score"],
         "execution_time": round(report["duration_s"]),
-        "output": _gradescope_summary(report, labels),
+        "output": _gradescope_summary(report, labels, lang),
         "output_format": "text",
         "visibility": "visible",
         "stdout_visibility": "hidden",  # the grader's log is for staff
@@ -113,21 +97,23 @@ def render_gradescope(report: dict, lang: str = "en") -> str:
     }, indent=2, ensure_ascii=False) + "\n"
 
 
-def _gradescope_summary(report: dict, labels: dict[str, str]) -> str:
+def _gradescope_summary(report: dict, labels: dict[str, str], lang: str) -> str:
     # Students see this text whatever the tests' visibility: name only visible groups, and give the total
     # (or the late-penalised final score) only when no group is hidden.
     visible = [g for g in report["groups"] if g["visibility"] == "visible"]
     show_total = len(visible) == len(report["groups"])
-    lines = [f"{labels['score']}: {_num(report['score'])} / {_num(report['max_score'])}" if show_total
-             else f"{labels['score']}:"]
-    lines += [f"  {_printable(g['title'])}: {_num(g['score'])} / {_num(g['max_score'])}" for g in visible]
+    lines = [_labelled(labels["score"], f"{_num(report['score'])} / {_num(report['max_score'])}" if show_total
+                       else "", labels).rstrip()]
+    for g in visible:
+        lines.append("  " + _labelled(_printable(group_title(g, lang)), f"{_num(g['score'])} / {_num(g['max_score'])}",
+                                      labels))
     late = _late_detail(report, labels, with_final=show_total)
     if late:
-        lines.append(f"{labels['late']}: {late}")
+        lines.append(_labelled(labels["late"], late, labels))
     if report["status"] == "error":
         lines.append(labels["not_graded"])
     if report["errors"]:
-        lines.append(f"{labels['errors']}:")
+        lines.append(_labelled(labels["errors"], "", labels).rstrip())
         lines += [f"  - {_printable(e['message'])}" for e in report["errors"]]
     return "\n".join(lines)
 
@@ -146,7 +132,7 @@ def render_junit(report: dict, lang: str = "en") -> str:
         suite = ET.SubElement(root, "testsuite", name=_xml_text(group["name"]),
                               time=f"{sum(t['duration_s'] for t in tests):.3f}")
         properties = ET.SubElement(suite, "properties")
-        for name, value in (("title", _xml_text(group["title"])), ("score", _num(group["score"])),
+        for name, value in (("title", _xml_text(group_title(group, lang))), ("score", _num(group["score"])),
                             ("max_score", _num(group["max_score"]))):
             ET.SubElement(properties, "property", name=name, value=value)
         for test in tests:
@@ -218,7 +204,7 @@ def render_text(report: dict, lang: str = "en", color: bool = False) -> str:
     lines = [f"{_pad(key, key_width)}  {value}" for key, value in header]
 
     grouped = _tests_by_group(report)
-    titles = {g["name"]: _printable(f"{g['name']}: {g['title']}") for g in report["groups"]}
+    titles = {g["name"]: _printable(_labelled(g["name"], group_title(g, lang), labels)) for g in report["groups"]}
     title_width = max((_width(t) for t in titles.values()), default=0)
     for group in report["groups"]:
         lines += ["", paint(f"{_pad(titles[group['name']], title_width)}  "
@@ -227,12 +213,12 @@ def render_text(report: dict, lang: str = "en", color: bool = False) -> str:
             status = test["status"]
             line = f"  {paint(_MARKS[status], _COLORS[status])} {_printable(test['name'])}"
             if status != "passed":
-                line += f"  ({paint(labels[status], _COLORS[status])})"
+                line += labels["status_note"].format(status=paint(labels[status], _COLORS[status]))
             lines.append(line)
             if status != "passed":
                 lines += [f"      {row}" for row in _printable(test["feedback"]).splitlines()]
 
-    for key, items in (("errors", [f"{e['id']}: {e['message']}" for e in report["errors"]]),
+    for key, items in (("errors", [_labelled(e["id"], e["message"], labels) for e in report["errors"]]),
                        ("warnings", report["isolation"]["warnings"])):
         if items:
             lines += ["", paint(labels[key], "1")]
@@ -246,7 +232,7 @@ def render_markdown(report: dict, lang: str = "en") -> str:
     if report["status"] == "checked":  # grader check: public checks counted, never a grade
         labels = {**labels, "score": labels["checks_passed"], "max": labels["checks"], "test": labels["check"],
                   "not_passed": labels["checks_not_passed"]}
-        total = render_message({"id": "check_summary", "params": report["progress"]}, lang)
+        total = messages.text("check.progress", lang, **report["progress"])
     else:
         total = f"{_num(report['score'])} / {_num(report['max_score'])}"
     lines = [f"### {_md(report['assignment']['name'])} · {_md(report['student'])}: {_md(total)}", ""]
@@ -254,9 +240,10 @@ def render_markdown(report: dict, lang: str = "en") -> str:
         lines += [f"**{labels['not_graded']}**", ""]
     late = _late_detail(report, labels)
     if late:
-        lines += [f"{labels['late']}: {_md(late)}", ""]
+        lines += [_labelled(labels["late"], _md(late), labels), ""]
     lines += [f"| {labels['group']} | {labels['score']} | {labels['max']} |", "| --- | ---: | ---: |"]
-    lines += [f"| {_md(g['name'])}: {_md(g['title'])} | {_num(g['score'])} | {_num(g['max_score'])} |"
+    lines += [f"| {_labelled(_md(g['name']), _md(group_title(g, lang)), labels)} | {_num(g['score'])} "
+              f"| {_num(g['max_score'])} |"
               for g in report["groups"]]
     lines.append(f"| **{labels['total']}** | **{_num(report['score'])}** | **{_num(report['max_score'])}** |")
 
@@ -269,7 +256,7 @@ def render_markdown(report: dict, lang: str = "en") -> str:
         lines += [f"| {_md(t['name'])} | {_md(t['group'])} | {_MARKS[t['status']]} {labels[t['status']]} "
                   f"| {_num(t['score'])} / {_num(t['max_score'])} | {_md(t['feedback'])} |" for t in not_passed]
 
-    for key, items in (("errors", [f"{e['id']}: {e['message']}" for e in report["errors"]]),
+    for key, items in (("errors", [_labelled(e["id"], e["message"], labels) for e in report["errors"]]),
                        ("warnings", report["isolation"]["warnings"])):
         if items:
             lines += ["", f"#### {labels[key]}", ""] + [f"- {_md(item)}" for item in items]

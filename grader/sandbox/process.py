@@ -31,7 +31,8 @@ from grader.sandbox.child import (
 from grader.sandbox.common import CLEAN_PATH, KILL_WAIT_S, UID_BASE, WINDOWS, SandboxError, _is_root, _reachable
 from grader.sandbox.pipes import _SelectPipes, _ThreadPipes, child_pipes
 from grader.sandbox.probe import _bwrap_for, _interpreter, _mode
-from grader.sandbox.protocol import MAX_QUESTIONS, MAX_REPLY_BYTES, TOO_LONG, CallResult, _typed_reply
+from grader.sandbox.protocol import (MAX_QUESTIONS, MAX_REPLY_BYTES, TOO_LONG, CallResult, _typed_reply,
+                                     timed_out)
 from grader.sandbox.slots import _check_uid_unused, _kill_all_of_uid, _lease_slot, _processes_of, _slot_base
 
 HARNESS = Path(__file__).parent.parent / "harness.py"  # grader/harness.py: the script every sandbox runs
@@ -254,7 +255,7 @@ class Sandbox:
         total = self.limits.total_timeout_s
         left = total - self._used
         if left <= 0:
-            return CallResult("timeout", detail=f"submission time limit ({total:g} s) used up")
+            return timed_out("timeout.budget", total)
         wanted = self.limits.call_timeout_s if timeout is None else timeout
         limit = min(wanted, left)
         request = (json.dumps({"cmd": cmd, "args": args}) + "\n").encode()
@@ -264,8 +265,8 @@ class Sandbox:
         except _Timeout:
             self._shutdown(grace=0)
             if limit < wanted:
-                return CallResult("timeout", detail=f"submission time limit ({total:g} s) used up")
-            return CallResult("timeout", detail=f"no reply within {limit:g} s")
+                return timed_out("timeout.budget", total)
+            return timed_out("timeout.call", limit)
         except _Crash as crash:
             return CallResult("crashed", detail=str(crash))
         finally:
@@ -532,14 +533,16 @@ class Sandbox:
         return text
 
 
-def isolation_line(isolation: dict) -> str:
+def isolation_line(isolation: dict, lang: str = "en") -> str:
     """What isolated student code, in one line (`grader check` says it; the report's `isolation` has the rest)."""
+    from grader.messages import text
+
     layers = isolation["layers"]
     if "bubblewrap" in layers:
-        return "isolation: bubblewrap (own processes, no network, read-only files), time and memory limits"
-    limits = "time and memory limits" if "rlimit-memory" in layers else "a time limit"
+        return text("isolation.bubblewrap", lang)
+    limits = text("isolation.time_and_memory" if "rlimit-memory" in layers else "isolation.time", lang)
     unused = next((w for w in isolation["warnings"] if w.startswith("bubblewrap: ")), "bubblewrap: not used")
-    return f"isolation: a plain child process with {limits}; {unused}"
+    return text("isolation.plain", lang, limits=limits, unused=unused)
 
 
 def _reap(proc: subprocess.Popen, timeout: float) -> tuple[int, int] | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from grader.messages import render
 from grader.replies import ANY, BOOLEAN, ERROR, BadReply, Record, Shape, Text, check
 
 MAX_REPLY_BYTES = 16 << 20
@@ -25,6 +26,14 @@ class CallResult:
     error: dict | None = None
     detail: str = ""
     output: str = ""  # what the student's code printed during the call (cut at the output limit)
+    reason: dict | None = None  # the detail as a message {"id", "params"}, which a report words in its language
+
+
+def timed_out(reason_id: str, seconds: float) -> CallResult:
+    """A "timeout.call" (the call's limit) or "timeout.budget" (the submission's): the detail in English, for
+    logs and tests, and the reason as a message (grader/messages.toml)."""
+    reason = {"id": reason_id, "params": {"seconds": f"{seconds:g}"}}
+    return CallResult("timeout", detail=render(reason), reason=reason)
 
 
 def _typed_reply(message: object, shape: Shape, output_bytes: int) -> CallResult:

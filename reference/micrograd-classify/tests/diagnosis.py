@@ -78,7 +78,7 @@ def accuracy(rows, labels, want, got, message_id="accuracy_wrong"):
 def dropout(p, x, draws, want_out, got_out, want_grads, got_grads, got_draws, form_kept, single=False):
     """Dropout(p)(x, True, rng) with rng's `draws`; the gradients are those of sum(outputs) for x."""
     if not form_kept:
-        return message("dropout_form", given="Value" if single else "list")
+        return message("dropout_form", given=message("given.value" if single else "given.list"))
     if got_draws != len(x):
         return message("dropout_draws", p=p, expected=len(x), got=got_draws)
     if not all_close(got_out, want_out):

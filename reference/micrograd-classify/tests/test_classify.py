@@ -59,8 +59,9 @@ def check_run(name):
                                request["epochs"], request["lr"], lam=request["lam"], patience=request["patience"])
     got = {"train_loss": [float(v) for v in history["train_loss"]], "val_loss": [float(v) for v in history["val_loss"]],
            "best_epoch": history["best_epoch"], "params": [p.data for p in model.parameters()], "draws": 0}
-    setting = (f"MLP(2, [4, 2]), epochs = {request['epochs']}, lr = {request['lr']}, lam = {request['lam']}"
-               + (f", patience = {request['patience']}" if request["patience"] is not None else ""))
+    setting = diagnosis.message("setting" + (".patience" if request["patience"] is not None else ""),
+                                model="MLP(2, [4, 2])", epochs=request["epochs"], lr=request["lr"], lam=request["lam"],
+                                patience=request["patience"])
     expect(diagnosis.train_classifier(setting, request["patience"], request["lam"], None, RUNS[name]["want"], got,
                                       RUNS[name]["mistakes"]))
 
