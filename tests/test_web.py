@@ -177,6 +177,8 @@ def test_staff_see_the_dashboard_histories_and_download_the_gradebook(api, datab
     board = ta.get("/staff/assignments/micrograd")
     assert board.status_code == 200 and "micrograd · class dashboard" in board.text
     assert 'href="/submissions/1" class="feedback-link"' in board.text
+    script_hash = re.search(r"script-src ('sha256-[^']+')", board.text).group(1)  # the page's own policy
+    assert f"script-src {script_hash};" in board.headers["Content-Security-Policy"]
     history = ta.get("/staff/students/bob").text
     assert "again.zip" in history and "bob.zip" in history and "position 1 in the queue" in history
     assert "<strong>4</strong> of 6 submissions left" in history

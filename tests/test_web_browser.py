@@ -39,6 +39,7 @@ def browser(tmp_path):
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                      f"--user-data-dir={tmp_path / 'profile'}"):
         options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console: CSP violations
     options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
                                               "download.prompt_for_download": False})
     driver = webdriver.Chrome(options=options, service=Service(DRIVER))
@@ -89,11 +90,19 @@ def test_a_student_uploads_in_the_browser_sees_the_tanh_feedback_and_staff_downl
 
         sign_in(browser, server.url, staff)
         assert browser.current_url == server.url + "/staff"
+        browser.get(server.url + "/staff/assignments/micrograd")
+        assert "micrograd · class dashboard" in browser.title and "bob" in browser.find_element(By.ID, "students").text
+        browser.get(server.url + "/staff/students/bob")
+        assert "bob_tanh_bug.zip" in browser.page_source
+        browser.get(server.url + "/staff")
         browser.find_element(By.ID, "gradebook-micrograd").click()
         target = browser.downloads / "micrograd-gradebook.csv"
         WebDriverWait(browser, 30, poll_frequency=0.2).until(lambda _: target.exists())
         rows = {row["student"]: row for row in csv.DictReader(io.StringIO(target.read_text(encoding="utf-8")))}
         assert float(rows["bob"]["total"]) == 95.0 and rows["bob"]["status"] == "graded", rows["bob"]
         assert "alice" in rows  # on the roster, no submission
+        refused = [entry["message"] for entry in browser.get_log("browser") if "Content Security Policy" in
+                   entry["message"] or "Content-Security-Policy" in entry["message"]]
+        assert refused == []  # every page works under its policy: forms post, the dashboard's script runs
     finally:
         server.stop()
