@@ -196,3 +196,12 @@ def test_the_api_still_answers_json_and_pages_answer_html(api):
     bob = signed_in(api, "bob")
     missing = bob.get("/submissions/5")
     assert missing.status_code == 404 and missing.mimetype == "text/html" and "no submission 5 of yours" in missing.text
+
+
+def test_an_upload_over_the_size_limit_is_refused_on_a_page(database, course):
+    api = Api(database, course, max_upload_bytes=4096)
+    bob = signed_in(api, "bob")
+    refused = upload(bob, zipped("bob_tanh_bug") + b"\0" * 8192)
+    assert refused.status_code == 413 and refused.mimetype == "text/html"
+    assert "the upload is larger than the limit of 4 KiB" in refused.text
+    assert jobs(database) == [] and stored_uploads(database) == []

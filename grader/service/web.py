@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable
 
-from flask import Blueprint, Response, g, redirect, request, session, url_for
+from flask import Blueprint, Response, current_app, g, redirect, request, session, url_for
 from flask.blueprints import BlueprintSetupState
 from flask_wtf.csrf import CSRFProtect, generate_csrf  # type: ignore[import-untyped]
 from markupsafe import Markup
@@ -141,7 +141,8 @@ def web_pages(database: Database, assignments: dict[str, Assignment], *, wake: C
     @pages.errorhandler(HTTPException)
     def _error(exc: HTTPException) -> tuple[str, int]:
         if exc.code == 413:
-            description = "the upload is larger than the limit"
+            limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
+            description = f"the upload is larger than the limit of {limit // 1024} KiB"
         else:
             description = " ".join(str(exc.description or exc.name).split())
         return render("service/error.html.j2", f"{exc.code} {exc.name}", code=exc.code, message=description), \
