@@ -162,6 +162,8 @@ def create_app(database: Database, course: Course, *, wake: Callable[[], None] =
         return Response(text, mimetype="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{name}-gradebook.csv"'})
 
+    from grader.service.web import web_pages  # the pages for browsers (needs app.py's visible_report)
+    app.register_blueprint(web_pages(database, assignments, wake=wake, clock=clock))
     return app
 
 
