@@ -87,7 +87,8 @@ def strict_course(tmp_path_factory):
                      root / "reference" / "micrograd" / "assignment.toml"):
         text = settings.read_text(encoding="utf-8")
         text = re.sub(r"per_hour = \d+\nburst = \d+", "per_hour = 2\nburst = 2", text)
-        text = re.sub(r'(\[groups\.training\]\n(?:.*\n)*?)visibility = "visible"', r'\1visibility = "hidden"', text, count=1)
+        text = re.sub(r'(\[groups\.training\]\n(?:.*\n)*?)visibility = "visible"', r'\1visibility = "hidden"', text,
+                      count=1)
         assert 'visibility = "hidden"' in text
         settings.write_text(text, encoding="utf-8")
     return find_course(root)
