@@ -176,6 +176,7 @@ def test_staff_see_the_dashboard_histories_and_download_the_gradebook(api, datab
     assert '<a href="/staff/students/bob">history</a>' in home.text
     board = ta.get("/staff/assignments/micrograd")
     assert board.status_code == 200 and "micrograd · class dashboard" in board.text
+    assert board.headers["Refresh"] == "10"  # live: it shows the newly graded without a script
     assert 'href="/submissions/1" class="feedback-link"' in board.text
     script_hash = re.search(r"script-src ('sha256-[^']+')", board.text).group(1)  # the page's own policy
     assert f"script-src {script_hash};" in board.headers["Content-Security-Policy"]

@@ -85,6 +85,9 @@ def allowance(db: Session, assignment: Assignment, student: str, at: datetime) -
     return Allowance(math.floor(tokens), limit.burst, limit.per_hour, at + timedelta(seconds=wait_s))
 
 
+DASHBOARD_REFRESH_S = 10  # how often a staff's open dashboard shows the newly graded
+
+
 def latest_reports(db: Session, name: str) -> dict[str, tuple[int, str]]:
     """Each student's latest graded submission of assignment `name`: (job id, report JSON)."""
     latest: dict[str, tuple[int, str]] = {}
@@ -298,7 +301,9 @@ def web_pages(database: Database, assignments: dict[str, Assignment], *, wake: C
         page = dashboard(reports, links, lang(), title=f"{name} · class dashboard")
         # the page's own policy, which allows its sorting script by hash; the header says the same
         policy = _PAGE_POLICY.replace("script-src 'none'", f"script-src 'sha256-{_sort_script()[1]}'")
-        return Response(page, mimetype="text/html", headers={"Content-Security-Policy": policy})
+        # live: the browser loads it again while the class is being graded (the Refresh header needs no script)
+        return Response(page, mimetype="text/html", headers={"Content-Security-Policy": policy,
+                                                             "Refresh": str(DASHBOARD_REFRESH_S)})
 
     @pages.get("/staff/assignments/<name>/gradebook.csv")
     def gradebook(name: str):
