@@ -599,12 +599,13 @@ DB = click.option("--db", "db_url", envvar="GRADER_DB_URL", metavar="URL",
 
 
 def require_service() -> None:
-    """The grading service's modules import (the `service` extra is installed), else a one-line InputError that
-    says how to install them."""
+    """The grading service's modules import (Flask, SQLAlchemy and waitress, which the grader's install brings),
+    else a one-line InputError that says how to repair the installation."""
     try:
         import grader.service.server  # noqa: F401 - Flask, SQLAlchemy and waitress
     except ImportError as exc:
-        raise InputError(f"the grading service needs {exc.name}: pip install 'micrograd-grader[service]'") from None
+        raise InputError(f"the grading service needs {exc.name}, which installs with the grader: "
+                         "pip install micrograd-grader") from None
 
 
 @main.command()
