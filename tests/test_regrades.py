@@ -6,9 +6,11 @@ import csv
 import io
 
 import pytest
+from click.testing import CliRunner
 from test_service import (Api, api, bob_report, course, database, db_url, finish, jobs,  # noqa: F401 - fixtures
                           strict_course, zipped)
 
+from grader.cli import main
 from grader.service.db import REGRADE, UPLOAD
 from grader.service.queue import claim_next, record
 
@@ -137,3 +139,25 @@ def test_a_regrade_that_errors_does_not_touch_the_submission_limit(database, str
     assert job.priority == REGRADE
     assert record(database, job, failed(bob_report), "", strict_course.assignment("micrograd"))
     assert limited.upload("bob", zipped("bob_tanh_bug")).status_code == 429  # no submission given back
+
+
+def test_grader_regrade_starts_shows_and_decides_a_set_on_the_servers_database(api, database, bob_report,  # noqa: F811
+                                                                                fixed_report, db_url):  # noqa: F811
+    graded_class(api, database, bob_report)
+    command = ["regrade", "--data", str(database.data_dir), *(["--db", db_url] if db_url else []), "--assignment",
+               "micrograd"]
+    runner = CliRunner()
+    started = runner.invoke(main, [*command, "--student", "bob"])
+    assert started.exit_code == 0, started.output
+    assert started.stdout == ("regrade 1 of micrograd: open, 0 of 1 done (0 errors, 0 scores changed)\n"
+                              "  bob  95 -> queued\n")
+    finish(database, claim_next(database), fixed_report)
+    shown = runner.invoke(main, [*command, "--show", "1"]).stdout
+    assert shown.startswith("regrade 1 of micrograd: open, 1 of 1 done (0 errors, 1 scores changed)\n"
+                            "  bob  95 -> 100  (")
+    assert runner.invoke(main, [*command, "--apply", "1"]).stdout.startswith("regrade 1 of micrograd: applied")
+    assert gradebook(api)["bob"] == ("100.0", "graded")
+    again = runner.invoke(main, [*command, "--discard", "1"])
+    assert (again.exit_code, again.stderr) == (2, "Error: regrade 1 is applied already\n")
+    assert runner.invoke(main, [*command, "--show", "2"]).stderr == "Error: no regrade 2 of micrograd\n"
+    assert runner.invoke(main, [*command, "--show", "1", "--apply", "1"]).exit_code == 2

@@ -69,7 +69,7 @@ class Regrade(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     assignment: Mapped[str] = mapped_column(String(100))
-    created_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"), nullable=True)  # None: `grader regrade`
     created_at: Mapped[datetime] = mapped_column(UTC, default=now)
     status: Mapped[str] = mapped_column(String(10), default="open")
     decided_at: Mapped[datetime | None] = mapped_column(UTC, nullable=True)  # when applied or discarded

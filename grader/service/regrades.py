@@ -42,7 +42,7 @@ def current_results(session: Session, assignment: str) -> dict[str, Job]:
     return {job.student: job for job in session.scalars(query)}
 
 
-def start_regrade(database: Database, assignment: str, staff: str, students: Iterable[str] | None,
+def start_regrade(database: Database, assignment: str, staff: str | None, students: Iterable[str] | None,
                   at: datetime) -> Regrade:
     """A set that regrades the current result of each student (or of those listed), committed with its jobs."""
     with database.session.begin() as session:
@@ -117,3 +117,15 @@ def changed_tests(old_report: str | None, new_report: str | None) -> list[dict]:
     new = {test["name"]: test["status"] for test in json.loads(new_report)["tests"]}
     return [{"test": name, "old": old.get(name), "new": new.get(name)}
             for name in sorted(old.keys() | new.keys()) if old.get(name) != new.get(name)]
+
+
+def summary_lines(regrade: dict) -> list[str]:
+    """A set's summary as text: one line for the set, then one per student (old and new score side by side)."""
+    lines = [f"regrade {regrade['id']} of {regrade['assignment']}: {regrade['status']}, {regrade['done']} of "
+             f"{regrade['total']} done ({regrade['errors']} errors, {regrade['changed']} scores changed)"]
+    width = max(len(s["student"]) for s in regrade["students"]) if regrade["students"] else 0
+    for s in regrade["students"]:
+        new = f"{s['new_score']:g}" if s["status"] == "graded" else s["status"]
+        lines.append(f"  {s['student']:<{width}}  {s['old_score']:g} -> {new}"
+                     + (f"  ({len(s['changed_tests'])} tests changed)" if s["changed_tests"] else ""))
+    return lines
