@@ -4,11 +4,13 @@ Through Flask's test client on a real database (SQLite, and PostgreSQL with GRAD
 import copy
 import csv
 import io
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
-from test_service import (Api, api, bob_report, course, database, db_url, finish, jobs,  # noqa: F401 - fixtures
-                          strict_course, zipped)
+from test_service import (ROOT, Api, Server, api, bob_report, course, database, db_url, finish,  # noqa: F401
+                          jobs, strict_course, users, wait_for, zipped)
 
 from grader.cli import main
 from grader.service.db import REGRADE, UPLOAD
@@ -161,3 +163,25 @@ def test_grader_regrade_starts_shows_and_decides_a_set_on_the_servers_database(a
     assert (again.exit_code, again.stderr) == (2, "Error: regrade 1 is applied already\n")
     assert runner.invoke(main, [*command, "--show", "2"]).stderr == "Error: no regrade 2 of micrograd\n"
     assert runner.invoke(main, [*command, "--show", "1", "--apply", "1"]).exit_code == 2
+
+
+@pytest.mark.slow
+def test_grader_serve_grades_a_regrade_set_after_the_uploads(tmp_path):
+    data = tmp_path / "data"
+    tokens = users(data, None, ["bob"])
+    staff = subprocess.run([sys.executable, "-m", "grader", "users", "add-staff", "--data", str(data), "ta"],
+                           cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    server = Server(data, None, jobs=1)
+    try:
+        status, reply = server.upload(tokens["bob"], zipped("bob_tanh_bug"))
+        assert status == 202, reply
+        wait_for(lambda: server.request(f"/api/v1/submissions/{reply['id']}", tokens["bob"])[1]["status"] == "graded")
+        status, made = server.request("/api/v1/assignments/micrograd/regrades", staff, b"")
+        assert (status, made["total"], made["done"]) == (201, 1, 0), made
+        done = wait_for(lambda: (s := server.request("/api/v1/regrades/1", staff)[1])["done"] == 1 and s)
+        status, applied = server.request("/api/v1/regrades/1/apply", staff, b"")
+    finally:
+        server.stop()
+    [bob] = done["students"]
+    assert (bob["status"], bob["old_score"], bob["new_score"], bob["changed_tests"]) == ("graded", 95.0, 95.0, [])
+    assert (status, applied["status"]) == (200, "applied")
