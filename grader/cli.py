@@ -683,3 +683,46 @@ def users_add_staff(data_dir: Path, db_url: str | None, name: str) -> None:
         click.echo(add_staff(database, name))
     finally:
         database.close()
+
+
+@main.command()
+@DATA
+@DB
+@COURSE
+@click.option("--assignment", "assignment_name", required=True, metavar="NAME", help="The assignment to regrade.")
+@click.option("--student", "students", multiple=True, metavar="ID",
+              help="Regrade only this student (repeat it for more). Default: every student with a graded submission.")
+@click.option("--show", "show_id", type=int, metavar="ID", help="Show regrade set ID instead of starting one.")
+@click.option("--apply", "apply_id", type=int, metavar="ID",
+              help="Make the new results of set ID the students' current ones (once it is done).")
+@click.option("--discard", "discard_id", type=int, metavar="ID", help="Drop the results of set ID.")
+def regrade(data_dir: Path, db_url: str | None, course_dir: Path | None, assignment_name: str,
+            students: tuple[str, ...], show_id: int | None, apply_id: int | None, discard_id: int | None) -> None:
+    """Regrade the current submission of every student (or those given) on the grading service, with the course
+    as `grader serve` has it now (restart it after changing tests or points): the running server grades the set
+    after every upload. Prints the set: each student's old and new score side by side. The old results are kept;
+    --apply makes the new ones current (the gradebook's), --discard drops them. The same as POST
+    /api/v1/assignments/NAME/regrades for staff."""
+    given = [value for value in (show_id, apply_id, discard_id) if value is not None]
+    if len(given) > 1 or (given and students):
+        raise click.UsageError("give at most one of --show, --apply, --discard, and no --student with it")
+    require_service()
+    from grader.service.db import Database, Regrade, now
+    from grader.service.regrades import decide, start_regrade, summary, summary_lines
+
+    name = find_course(course_dir).assignment(assignment_name).name
+    database = Database(data_dir, db_url)
+    try:
+        if given:
+            with database.reader() as session:
+                found = session.get(Regrade, given[0])
+            if found is None or found.assignment != name:
+                raise InputError(f"no regrade {given[0]} of {name}")
+            if show_id is None:
+                found = decide(database, given[0], apply_id is not None, now()) or found  # sets are never deleted
+        else:
+            found = start_regrade(database, name, None, students or None, now())
+        with database.reader() as session:
+            click.echo("\n".join(summary_lines(summary(session, found))))
+    finally:
+        database.close()

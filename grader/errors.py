@@ -16,8 +16,9 @@ Exit codes of the `grader` command:
   (`GradebookError`), a broken course: its settings (`CourseError`), reference (`GenerateError`,
   `MutationError`), hidden tests (`GradingError`) or bug catalogue (`SelftestError`); an export that cannot be
   made (`ExportError`); hidden tests without filesystem isolation (`WeakSandboxError`); a data folder, database
-  or account that `grader serve` or `grader users` cannot use (`ServiceError`). The grading service answers an
-  upload it refuses (`UploadRefused`, `OverLimit`) with HTTP 422 or 429 instead.
+  or account that `grader serve` or `grader users` cannot use (`ServiceError`); a regrade set that cannot be
+  started, applied or discarded (`grader regrade`: `RegradeRefused`). The grading service answers an upload it
+  refuses (`UploadRefused`, `OverLimit`) with HTTP 422 or 429 instead, and `RegradeRefused` with 422 or 409.
 - 130: interrupted by Ctrl-C (SIGINT). `batch` stops within about a second, writes the class files for the
   students graded so far and prints the command that finishes with `--resume`; a second Ctrl-C ends it at once.
 - 143: `batch` ended at once by SIGTERM (the reports written so far are kept).

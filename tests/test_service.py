@@ -179,7 +179,7 @@ def test_an_upload_is_acknowledged_once_it_and_its_job_are_committed(api, databa
     got = api.get("bob", "/api/v1/submissions/1").json
     assert got == {"id": 1, "student": "bob", "assignment": "micrograd", "status": "queued", "position": 1,
                    "submitted_at": api.time.isoformat(), "started_at": None, "finished_at": None, "attempt": 0,
-                   "filename": "bob.zip", "score": None, "max_score": None, "report": None}
+                   "filename": "bob.zip", "score": None, "max_score": None, "regrade": None, "report": None}
     assert api.get(None, "/healthz").json == {"status": "ok", "queued": 1}
 
 

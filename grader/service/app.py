@@ -17,8 +17,9 @@ from werkzeug.exceptions import HTTPException, NotFound
 
 from grader.course import Assignment, Course
 from grader.gradebook import ClassInfo, class_rows, gradebook_text
-from grader.service.db import Database, Job, User, now
+from grader.service.db import Database, Job, Regrade, User, now
 from grader.service.queue import OverLimit, UploadRefused, accept_upload, positions
+from grader.service.regrades import RegradeRefused, counts, current_results, decide, start_regrade, summary
 from grader.service.users import authenticate, roster_of
 
 MAX_UPLOAD_BYTES = 10 * 2**20  # a submission is a few KiB; a notebook with outputs some MiB
@@ -91,7 +92,8 @@ def create_app(database: Database, course: Course, *, wake: Callable[[], None] =
                 "position": places.get(job.id), "submitted_at": job.received_at.isoformat(),
                 "started_at": job.started_at.isoformat() if job.started_at else None,
                 "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-                "attempt": job.attempt, "filename": job.filename, "score": job.score, "max_score": job.max_score}
+                "attempt": job.attempt, "filename": job.filename, "score": job.score, "max_score": job.max_score,
+                "regrade": job.regrade_id}
         report = json.loads(job.report) if job.report is not None and (with_report or not caller.staff) else None
         if report is not None:
             report["submission"]["source"] = job.filename  # not the server's path to it
@@ -133,7 +135,7 @@ def create_app(database: Database, course: Course, *, wake: Callable[[], None] =
     def submission(job_id: int):
         caller = user()
         job = session().get(Job, job_id)
-        if job is None or (job.student != caller.id and not caller.staff):
+        if job is None or (not caller.staff and (job.student != caller.id or not shown_to_student(job))):
             raise NotFound(f"no submission {job_id} of yours")  # another student's is as good as none
         return view(job, caller, positions(session()), with_report=True)
 
@@ -145,6 +147,8 @@ def create_app(database: Database, course: Course, *, wake: Callable[[], None] =
         student = request.args.get("student") if caller.staff else caller.id
         if student is not None:
             query = query.where(Job.student == student)
+        if not caller.staff:
+            query = query.where(counts())
         places = positions(session())
         return {"submissions": [view(job, caller, places, with_report=False) for job in session().scalars(query)]}
 
@@ -152,15 +156,61 @@ def create_app(database: Database, course: Course, *, wake: Callable[[], None] =
     def gradebook(name: str):
         staff()
         assignment = assignment_named(name)
-        latest: dict[str, str] = {}  # the latest graded submission of each student (jobs in id order)
-        for student, report in session().execute(select(Job.student, Job.report).where(Job.assignment == name)
-                                                 .order_by(Job.id)):
-            if report is not None:
-                latest[student] = report
-        reports = {student: json.loads(report) for student, report in latest.items()}
+        reports = {student: json.loads(job.report) for student, job in current_results(session(), name).items()
+                   if job.report is not None}
         text = gradebook_text("csv", ClassInfo.of(assignment), class_rows(reports, roster_of(session())))
         return Response(text, mimetype="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{name}-gradebook.csv"'})
+
+    @app.post(f"{API}/assignments/<name>/regrades")
+    def regrade(name: str):
+        caller = staff()
+        assignment_named(name)
+        body = request.get_json(silent=True) if request.content_length else {}
+        students = body.get("students") if isinstance(body, dict) else None
+        if not isinstance(body, dict) or (students is not None and not (
+                isinstance(students, list) and all(isinstance(s, str) for s in students))):
+            raise ApiError(422, 'send nothing, or JSON {"students": ["id", ...]}')
+        try:
+            made = start_regrade(database, name, caller.id, students, clock())
+        except RegradeRefused as exc:
+            raise ApiError(exc.http_status, exc.one_line()) from None
+        wake()
+        response = jsonify(summary_after(made))
+        response.status_code = 201
+        response.headers["Location"] = f"{API}/regrades/{made.id}"
+        return response
+
+    @app.get(f"{API}/regrades/<int:regrade_id>")
+    def regrade_set(regrade_id: int):
+        staff()
+        return summary(session(), regrade_named(regrade_id))
+
+    @app.post(f"{API}/regrades/<int:regrade_id>/<any(apply, discard):action>")
+    def regrade_decision(regrade_id: int, action: str):
+        staff()
+        try:
+            decided = decide(database, regrade_id, action == "apply", clock())
+        except RegradeRefused as exc:
+            raise ApiError(exc.http_status, exc.one_line()) from None
+        if decided is None:
+            raise NotFound(f"no regrade {regrade_id}")
+        return summary_after(decided)
+
+    def summary_after(regrade: Regrade) -> dict:
+        """The set once changed: read in a transaction begun after the change (the request's began before)."""
+        with database.reader() as fresh:
+            return summary(fresh, regrade)
+
+    def regrade_named(regrade_id: int) -> Regrade:
+        found = session().get(Regrade, regrade_id)
+        if found is None:
+            raise NotFound(f"no regrade {regrade_id}")
+        return found
+
+    def shown_to_student(job: Job) -> bool:
+        """A regrade's result reaches its student once applied (and graded)."""
+        return job.regrade_id is None or (job.status == "graded" and regrade_named(job.regrade_id).status == "applied")
 
     from grader.service.web import web_pages  # the pages for browsers (needs app.py's visible_report)
     app.register_blueprint(web_pages(database, assignments, wake=wake, clock=clock))

@@ -1,6 +1,6 @@
-"""The service's database: users, jobs (one per upload or regrade, with every phase's time) and the submission
-limits' token buckets. SQLAlchemy, so that SQLite (the default, in the data folder) and PostgreSQL run the same
-code; the only per-database code is how SQLite is made to lock for writing (`_sqlite_engine`)."""
+"""The service's database: users, jobs (one per upload or regrade, with every phase's time), regrade sets and the
+submission limits' token buckets. SQLAlchemy, so that SQLite (the default, in the data folder) and PostgreSQL run
+the same code; the only per-database code is how SQLite is made to lock for writing (`_sqlite_engine`)."""
 from __future__ import annotations
 
 import os
@@ -19,6 +19,7 @@ from grader.errors import UnusableInput
 DB_FILE = "grader.db"
 UPLOADS_DIR = "uploads"
 STATUSES = ("queued", "grading", "graded", "error")
+REGRADE_STATUSES = ("open", "applied", "discarded")
 UPLOAD, REGRADE = 0, 1  # a job's priority: a student's upload goes before a regrade
 
 
@@ -60,9 +61,25 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTC, default=now)
 
 
+class Regrade(Base):
+    """A regrade set: staff's regrade of each student's current result, graded into jobs of its own (the old ones
+    are kept); `applied` makes its graded results the students' current ones, `discarded` drops them."""
+
+    __tablename__ = "regrades"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    assignment: Mapped[str] = mapped_column(String(100))
+    created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"), nullable=True)  # None: `grader regrade`
+    created_at: Mapped[datetime] = mapped_column(UTC, default=now)
+    status: Mapped[str] = mapped_column(String(10), default="open")
+    decided_at: Mapped[datetime | None] = mapped_column(UTC, nullable=True)  # when applied or discarded
+
+
 class Job(Base):
     """One grading of one stored upload. `attempt` counts the times grading started (a server killed while grading
-    starts it again); the report and the final status are written in one transaction, once."""
+    starts it again); the report and the final status are written in one transaction, once. A regrade job belongs
+    to a set (`regrade_id`) and grades again the upload of the job whose result it may replace (`regrade_of`),
+    with that upload's time."""
 
     __tablename__ = "jobs"
     __table_args__ = (Index("jobs_by_status", "status", "priority", "id"),
@@ -83,6 +100,8 @@ class Job(Base):
     max_score: Mapped[float | None] = mapped_column(Float, nullable=True)
     report: Mapped[str | None] = mapped_column(Text, nullable=True)  # the report's JSON
     page: Mapped[str | None] = mapped_column(Text, nullable=True)  # the feedback page the batch writes
+    regrade_id: Mapped[int | None] = mapped_column(ForeignKey("regrades.id"), nullable=True, index=True)
+    regrade_of: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), nullable=True)
 
 
 class Bucket(Base):

@@ -208,7 +208,8 @@ def job_status(report: dict) -> str:
 
 def record(database: Database, job: Job, report: dict, page: str, assignment: Assignment) -> bool:
     """The job's report, page and final status, in one transaction, if this attempt is still the one grading;
-    a grader error gives the student's submission back. False when it was not (the result is dropped)."""
+    a grader error gives the student's submission back (a regrade took none). False when it was not (the result
+    is dropped)."""
     status = job_status(report)
     finished = now()
     with database.session.begin() as session:
@@ -216,7 +217,7 @@ def record(database: Database, job: Job, report: dict, page: str, assignment: As
                                                    Job.attempt == job.attempt)
                         .values(status=status, report=json.dumps(report), page=page, finished_at=finished,
                                 score=report["score"], max_score=report["max_score"]))
-        if done and status == "error" and assignment.submissions is not None:
+        if done and status == "error" and job.priority == UPLOAD and assignment.submissions is not None:
             give_back(session, assignment.submissions, job.student, job.assignment, finished)
         return bool(done)
 
