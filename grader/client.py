@@ -30,7 +30,7 @@ class SubmissionRefused(UnusableInput):
     """The service refused the upload or the token, with its one-line reason (exit 2)."""
 
 
-class OverLimit(GraderError):
+class LimitReached(GraderError):
     """The student's submission limit is used up for now (exit 1): the message says when the next is allowed."""
 
 
@@ -84,7 +84,8 @@ class Client:
             raise ServerUnreachable(f"{url} answered a JSON {type(body).__name__}, not an object")
         reason = str(body.get("error") or f"HTTP {response.status_code}")
         if response.status_code == 429:
-            raise OverLimit(f"{reason} (the service says: try again in {response.headers.get('Retry-After', '?')} s)")
+            wait_s = response.headers.get("Retry-After", "?")
+            raise LimitReached(f"{reason} (the service says: try again in {wait_s} s)")
         if response.status_code in (401, 403):
             raise SubmissionRefused(f"the token was refused: {reason}")
         if response.status_code >= 500:

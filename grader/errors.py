@@ -9,14 +9,17 @@ Exit codes of the `grader` command:
 - 0: the command did its job.
 - 1: it ran, and something failed: a public test (`check`), `--fail-under` (`grade`), a mutant that survived
   (`selftest`), students with error reports (`batch`), stale material (`generate --check`), an invalid report
-  (`validate`: `ReportError`), a sandbox this machine cannot set up (`SandboxError`), any plain `GraderError`.
+  (`validate`: `ReportError`), a sandbox this machine cannot set up (`SandboxError`), a grading service that
+  cannot be reached or a submission limit used up for now (`grader submit`: `ServerUnreachable`,
+  `LimitReached`), any plain `GraderError`.
 - 2: what it was given cannot be used, so nothing was done: usage errors (click's, and `InputError` in
   `grader/cli.py`), a path that is not a submission (`SubmissionError`), an unusable batch folder, metadata or
   `times.csv` (`BatchError`), a roster, `adjustments.csv`, reports folder or `--failing` query
   (`GradebookError`), a broken course: its settings (`CourseError`), reference (`GenerateError`,
   `MutationError`), hidden tests (`GradingError`) or bug catalogue (`SelftestError`); an export that cannot be
   made (`ExportError`); hidden tests without filesystem isolation (`WeakSandboxError`); a data folder, database
-  or account that `grader serve` or `grader users` cannot use (`ServiceError`); a regrade set that cannot be
+  or account that `grader serve` or `grader users` cannot use (`ServiceError`); a submission or token the
+  grading service refuses (`grader submit`: `SubmissionRefused`); a regrade set that cannot be
   started, applied or discarded (`grader regrade`: `RegradeRefused`). The grading service answers an upload it
   refuses (`UploadRefused`, `OverLimit`) with HTTP 422 or 429 instead, and `RegradeRefused` with 422 or 409.
 - 130: interrupted by Ctrl-C (SIGINT). `batch` stops within about a second, writes the class files for the

@@ -16,11 +16,10 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, NotFound
 
 from grader.course import Assignment, Course
-from grader.gradebook import ClassInfo, class_rows, gradebook_text
 from grader.service.db import Database, Job, Regrade, User, now
 from grader.service.queue import OverLimit, UploadRefused, accept_upload, positions
-from grader.service.regrades import RegradeRefused, counts, current_results, decide, start_regrade, summary
-from grader.service.users import authenticate, roster_of
+from grader.service.regrades import RegradeRefused, counts, decide, gradebook_csv, start_regrade, summary
+from grader.service.users import authenticate
 
 MAX_UPLOAD_BYTES = 10 * 2**20  # a submission is a few KiB; a notebook with outputs some MiB
 API = "/api/v1"
@@ -156,10 +155,7 @@ def create_app(database: Database, course: Course, *, wake: Callable[[], None] =
     def gradebook(name: str):
         staff()
         assignment = assignment_named(name)
-        reports = {student: json.loads(job.report) for student, job in current_results(session(), name).items()
-                   if job.report is not None}
-        text = gradebook_text("csv", ClassInfo.of(assignment), class_rows(reports, roster_of(session())))
-        return Response(text, mimetype="text/csv",
+        return Response(gradebook_csv(session(), assignment), mimetype="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{name}-gradebook.csv"'})
 
     @app.post(f"{API}/assignments/<name>/regrades")

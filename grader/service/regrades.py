@@ -16,8 +16,11 @@ from typing import Iterable
 from sqlalchemy import ColumnElement, delete, or_, select
 from sqlalchemy.orm import Session, defer
 
+from grader.course import Assignment
 from grader.errors import UnusableInput
+from grader.gradebook import ClassInfo, class_rows, gradebook_text
 from grader.service.db import REGRADE, Database, Job, Regrade
+from grader.service.users import roster_of
 
 
 class RegradeRefused(UnusableInput):
@@ -40,6 +43,13 @@ def current_results(session: Session, assignment: str) -> dict[str, Job]:
                                                         counts())
              .order_by(Job.received_at, Job.id))
     return {job.student: job for job in session.scalars(query)}
+
+
+def gradebook_csv(session: Session, assignment: Assignment) -> str:
+    """`grader batch`'s gradebook.csv over each student's current result (the API's and the staff pages')."""
+    reports = {student: json.loads(job.report) for student, job in current_results(session, assignment.name).items()
+               if job.report is not None}
+    return gradebook_text("csv", ClassInfo.of(assignment), class_rows(reports, roster_of(session)))
 
 
 def start_regrade(database: Database, assignment: str, staff: str | None, students: Iterable[str] | None,

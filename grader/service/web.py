@@ -30,11 +30,11 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import Forbidden, HTTPException, NotFound
 
 from grader.course import Assignment
-from grader.gradebook import ClassInfo, class_rows, gradebook_text
 from grader.pages import _css, _sort_script, dashboard, feedback_page
 from grader.rendering import html_environment
 from grader.service.db import Bucket, Database, Job, User, now
 from grader.service.queue import OverLimit, UploadRefused, _refilled, accept_upload, positions, upload_kinds
+from grader.service.regrades import counts, current_results, gradebook_csv
 from grader.service.users import authenticate, roster_of
 from grader.submission import SubmissionError, load_submission
 
@@ -86,22 +86,6 @@ def allowance(db: Session, assignment: Assignment, student: str, at: datetime) -
 
 
 DASHBOARD_REFRESH_S = 10  # how often a staff's open dashboard shows the newly graded
-
-
-def latest_reports(db: Session, name: str) -> dict[str, tuple[int, str]]:
-    """Each student's latest graded submission of assignment `name`: (job id, report JSON)."""
-    latest: dict[str, tuple[int, str]] = {}
-    for job_id, student, report in db.execute(select(Job.id, Job.student, Job.report)
-                                              .where(Job.assignment == name).order_by(Job.id)):
-        if report is not None:
-            latest[student] = (job_id, report)
-    return latest
-
-
-def gradebook_csv(db: Session, assignment: Assignment) -> str:
-    """The API's gradebook.csv (`/api/v1/assignments/NAME/gradebook.csv`), for a staff session."""
-    reports = {student: json.loads(report) for student, (_, report) in latest_reports(db, assignment.name).items()}
-    return gradebook_text("csv", ClassInfo.of(assignment), class_rows(reports, roster_of(db)))
 
 
 def web_pages(database: Database, assignments: dict[str, Assignment], *, wake: Callable[[], None],
@@ -194,7 +178,7 @@ def web_pages(database: Database, assignments: dict[str, Assignment], *, wake: C
     def student_view(student: str, message: str = "", status: int = 200):
         at = clock()
         places = positions(db())
-        jobs = list(db().scalars(select(Job).where(Job.student == student).order_by(Job.id.desc())))
+        jobs = list(db().scalars(select(Job).where(Job.student == student, counts()).order_by(Job.id.desc())))
         sections = []
         for name, assignment in assignments.items():
             mine = [job for job in jobs if job.assignment == name]
@@ -262,7 +246,9 @@ def web_pages(database: Database, assignments: dict[str, Assignment], *, wake: C
     def submission(job_id: int):
         user = need_user()
         job = db().get(Job, job_id)
-        if job is None or (job.student != user.id and not user.staff):
+        mine = job is not None and job.student == user.id and bool(
+            db().scalar(select(Job.id).where(Job.id == job_id, counts())))  # a regrade's result once applied
+        if job is None or not (mine or user.staff):
             raise NotFound(f"no submission {job_id} of yours")  # another student's is as good as none
         assignment = assignments.get(job.assignment)
         if job.report is None or assignment is None:
@@ -285,19 +271,18 @@ def web_pages(database: Database, assignments: dict[str, Assignment], *, wake: C
     def staff_home():
         need_user(staff=True)
         roster = roster_of(db())
-        counts = dict(db().execute(select(Job.student, func.count(Job.id)).group_by(Job.student)).all())
+        submitted = dict(db().execute(select(Job.student, func.count(Job.id)).group_by(Job.student)).all())
         queued = len(positions(db()))
         return render("service/staff.html.j2", "Course staff", assignments=list(assignments), roster=roster,
-                      counts=counts, queued=queued)
+                      counts=submitted, queued=queued)
 
     @pages.get("/staff/assignments/<name>")
     def class_dashboard(name: str):
         need_user(staff=True)
         assignment_named(name)
-        latest = latest_reports(db(), name)
-        reports = [json.loads(report) for _, report in latest.values()]
-        links = {student: {"feedback": url_for("web.submission", job_id=job_id)} for student, (job_id, _) in
-                 latest.items()}
+        current = current_results(db(), name)
+        reports = [json.loads(job.report) for job in current.values() if job.report is not None]
+        links = {student: {"feedback": url_for("web.submission", job_id=job.id)} for student, job in current.items()}
         page = dashboard(reports, links, lang(), title=f"{name} · class dashboard")
         # the page's own policy, which allows its sorting script by hash; the header says the same
         policy = _PAGE_POLICY.replace("script-src 'none'", f"script-src 'sha256-{_sort_script()[1]}'")
