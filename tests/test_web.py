@@ -206,3 +206,17 @@ def test_an_upload_over_the_size_limit_is_refused_on_a_page(database, course):
     assert refused.status_code == 413 and refused.mimetype == "text/html"
     assert "the upload is larger than the limit of 4 KiB" in refused.text
     assert jobs(database) == [] and stored_uploads(database) == []
+
+
+def test_a_regrade_reaches_the_students_pages_only_once_applied(api, database, bob_report):
+    api.upload("bob", zipped("bob_tanh_bug"))
+    grade_next(database, bob_report)
+    assert api.client.post("/api/v1/assignments/micrograd/regrades", headers=api.headers("ta")).status_code == 201
+    grade_next(database, {**bob_report, "score": 100.0})  # the regrade's job: 2
+    bob = signed_in(api, "bob")
+    assert bob.get("/submissions/2").status_code == 404 and 'href="/submissions/2"' not in bob.get("/me").text
+    ta = signed_in(api, "ta")
+    assert ta.get("/submissions/2").status_code == 200  # staff see it, beside the old one
+    assert api.client.post("/api/v1/regrades/1/apply", headers=api.headers("ta")).status_code == 200
+    assert bob.get("/submissions/2").status_code == 200 and 'href="/submissions/2"' in bob.get("/me").text
+    assert 'href="/submissions/1"' in bob.get("/me").text  # the old result stays in the history
