@@ -710,7 +710,8 @@ def regrade(data_dir: Path, db_url: str | None, course_dir: Path | None, assignm
     from grader.service.db import Database, Regrade, now
     from grader.service.regrades import decide, start_regrade, summary, summary_lines
 
-    name = find_course(course_dir).assignment(assignment_name).name
+    chosen = find_course(course_dir).assignment(assignment_name)
+    name = chosen.name
     database = Database(data_dir, db_url)
     try:
         if given:
@@ -721,7 +722,7 @@ def regrade(data_dir: Path, db_url: str | None, course_dir: Path | None, assignm
             if show_id is None:
                 found = decide(database, given[0], apply_id is not None, now()) or found  # sets are never deleted
         else:
-            found = start_regrade(database, name, None, students or None, now())
+            found = start_regrade(database, name, None, students or None, now(), chosen.counts == "best")
         with database.reader() as session:
             click.echo("\n".join(summary_lines(summary(session, found))))
     finally:

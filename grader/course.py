@@ -88,6 +88,7 @@ class Assignment:
     variants: dict[str, tuple[str, ...]] = field(default_factory=dict)
     messages: dict[str, dict[str, str]] = field(default_factory=dict)  # messages.toml: id -> {language: text}
     submissions: SubmissionLimit | None = None  # None: no limit
+    counts: str = "latest"  # `[submissions] counts`: which graded submission the service's gradebook takes
 
     @property
     def reference_dir(self) -> Path:
@@ -262,7 +263,8 @@ def parse_assignment(text: str, folder: Path, course: Course, source: Path) -> A
         variants={name: tuple(v["replace"]) for name, v in data.get("variants", {}).items()},
         messages=_messages(folder / "messages.toml"),
         submissions=SubmissionLimit(float(data["submissions"]["per_hour"]), int(data["submissions"]["burst"]))
-        if "submissions" in data else None,
+        if "per_hour" in data.get("submissions", {}) else None,
+        counts=data.get("submissions", {}).get("counts", "latest"),
     )
 
 

@@ -130,6 +130,9 @@ BAD = {
                          "submissions)"),
     "no burst": (settings(top="[submissions]\nper_hour = 6"), "submissions.burst: missing; it must be a whole "
                  "number >= 1 (uploads a student may make at once)"),
+    "counts neither latest nor best": (settings(top='[submissions]\ncounts = "worst"'),
+                                       'submissions.counts: must be "latest" (default) or "best" (the highest score, '
+                                       'the latest of equal ones), not "worst"'),
     "no uploads per hour": (settings(top="[submissions]\nper_hour = 0\nburst = 3"),
                             "submissions.per_hour: must be a finite number > 0 (uploads a student gets back per "
                             "hour), not 0"),

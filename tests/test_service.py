@@ -32,6 +32,7 @@ from grader.course import find_course
 from grader.parallel import worker_pool
 from grader.service.app import create_app
 from grader.service.db import REGRADE, Base, Database, Job, User, now
+from grader.service.regrades import current_results, gradebook_csv
 from grader.service.queue import (Scheduler, claim_next, fair_order, record, remove_unacknowledged,
                                   requeue_interrupted)
 from grader.service.users import add_staff, import_roster, token_hash
@@ -380,6 +381,61 @@ def test_a_student_does_not_see_hidden_groups_and_staff_do(database, strict_cour
     assert api.get("bob", "/api/v1/assignments/micrograd/submissions").json["submissions"][0]["score"] == 75.0
     staff = api.get("ta", "/api/v1/submissions/1").json
     assert staff["score"] == 95.0 and len(staff["report"]["groups"]) == 4 and "withheld" not in staff["report"]
+
+
+def test_staff_override_a_students_limit_and_put_it_back(database, strict_course):
+    api = Api(database, strict_course)
+    path = "/api/v1/assignments/micrograd/limits/bob"
+    assert api.client.put(path, headers=api.headers("bob"), json={"per_hour": 9, "burst": 9}).status_code == 403
+    assert api.get("ta", path).json == {"student": "bob", "assignment": "micrograd", "override": False,
+                                        "per_hour": 2.0, "burst": 2}
+    for bad in ({"per_hour": 0, "burst": 3}, {"per_hour": 5, "burst": 1.5}, {"burst": 3}, [], {"per_hour": True,
+                                                                                               "burst": 2}):
+        reply = api.client.put(path, headers=api.headers("ta"), json=bad)
+        assert reply.status_code == 422 and reply.json["error"].startswith('send JSON {"per_hour"')
+    assert api.client.put("/api/v1/assignments/micrograd/limits/ta", headers=api.headers("ta"),
+                          json={"per_hour": 1, "burst": 1}).status_code == 404  # staff have no limit to set
+    reply = api.client.put(path, headers=api.headers("ta"), json={"per_hour": 1, "burst": 4})
+    assert reply.json == {"student": "bob", "assignment": "micrograd", "override": True, "per_hour": 1.0, "burst": 4}
+    assert [api.upload("bob", zipped("bob_tanh_bug")).status_code for _ in range(5)] == [202] * 4 + [429]
+    assert [api.upload("alice", zipped("bob_tanh_bug")).status_code for _ in range(3)] == [202, 202, 429]
+    assert api.client.delete(path, headers=api.headers("ta")).json["override"] is False
+    api.time += timedelta(hours=1)  # back to the course's limit: 2 at once, 2 per hour
+    assert [api.upload("bob", zipped("bob_tanh_bug")).status_code for _ in range(2)] == [202, 202]
+    assert api.upload("bob", zipped("bob_tanh_bug")).headers["Retry-After"] == "1800"
+
+
+def test_staff_release_a_hidden_group_to_the_students(database, strict_course, bob_report):
+    api = Api(database, strict_course)
+    api.upload("bob", zipped("bob_tanh_bug"))
+    finish(database, claim_next(database), bob_report)
+    assert api.get("bob", "/api/v1/submissions/1").json["report"]["withheld"] == ["training"]
+    path = "/api/v1/assignments/micrograd/releases"
+    assert api.client.post(path, headers=api.headers("bob"), json={"groups": ["training"]}).status_code == 403
+    refused = api.client.post(path, headers=api.headers("ta"), json={"groups": ["ops"]})
+    assert refused.status_code == 422 and refused.json["error"].endswith("(of micrograd: training)")
+    assert api.get("ta", path).json == {"assignment": "micrograd", "released": []}
+    released = api.client.post(path, headers=api.headers("ta"), json={"groups": ["training", "training"]})
+    assert released.json == {"assignment": "micrograd", "released": ["training"]}
+    assert api.client.post(path, headers=api.headers("ta"), json={"groups": ["training"]}).status_code == 200
+    mine = api.get("bob", "/api/v1/submissions/1").json
+    assert "withheld" not in mine["report"] and mine["score"] == 95.0 and len(mine["report"]["groups"]) == 4
+
+
+def test_the_gradebook_takes_the_best_submission_when_assignment_toml_says_so(database, course, bob_report):
+    from dataclasses import replace
+
+    best = replace(course.assignment("micrograd"), counts="best")
+    api = Api(database, course)
+    for sample, score in (("alice_correct", 100.0), ("bob_tanh_bug", 95.0)):  # the better one first
+        api.upload("bob", zipped(sample))
+        finish(database, claim_next(database), {**bob_report, "score": score})
+    with database.reader() as session:
+        assert current_results(session, "micrograd")["bob"].id == 2  # latest
+        assert current_results(session, "micrograd", best=True)["bob"].id == 1
+        rows = list(csv.DictReader(io.StringIO(gradebook_csv(session, best))))
+    assert [(r["student"], r["total"]) for r in rows if r["student"] == "bob"] == [("bob", "100.0")]
+    assert course.assignment("micrograd").counts == "latest"  # the default
 
 
 def test_the_gradebook_has_each_students_latest_graded_submission_with_the_late_policy_at_upload(api, database,

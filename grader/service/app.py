@@ -11,13 +11,13 @@ from datetime import datetime
 from typing import Callable
 
 from flask import Flask, Response, g, jsonify, request
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, NotFound
 
 from grader.course import Assignment, Course
-from grader.service.db import Database, Job, Regrade, User, now
-from grader.service.queue import OverLimit, UploadRefused, accept_upload, positions
+from grader.service.db import Database, Job, LimitOverride, Regrade, Release, User, now
+from grader.service.queue import OverLimit, UploadRefused, accept_upload, limit_for, positions
 from grader.service.regrades import RegradeRefused, counts, decide, gradebook_csv, start_regrade, summary
 from grader.service.users import authenticate
 
@@ -97,7 +97,8 @@ def create_app(database: Database, course: Course, *, wake: Callable[[], None] =
         if report is not None:
             report["submission"]["source"] = job.filename  # not the server's path to it
             if not caller.staff:
-                report = visible_report(report, assignments[job.assignment], clock())
+                report = visible_report(report, assignments[job.assignment], clock(),
+                                        released_groups(session(), job.assignment))
                 data["score"], data["max_score"] = report["score"], report["max_score"]
         if with_report:
             data["report"] = report
@@ -158,6 +159,53 @@ def create_app(database: Database, course: Course, *, wake: Callable[[], None] =
         return Response(gradebook_csv(session(), assignment), mimetype="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{name}-gradebook.csv"'})
 
+    @app.route(f"{API}/assignments/<name>/releases", methods=["GET", "POST"])
+    def releases(name: str):
+        """Staff release groups that `visibility` withholds (hidden, after_published): students then see them."""
+        caller = staff()
+        assignment = assignment_named(name)
+        if request.method == "POST":
+            body = request.get_json(silent=True)
+            withheld = {g.name for g in assignment.groups if g.visibility in ("hidden", "after_published")}
+            groups = body.get("groups") if isinstance(body, dict) else None
+            if not (isinstance(groups, list) and groups and all(isinstance(g, str) and g in withheld for g in groups)):
+                raise ApiError(422, f'send JSON {{"groups": [...]}} naming groups that visibility withholds '
+                                    f'(of {name}: {", ".join(sorted(withheld)) or "none"})')
+            with database.session.begin() as changing:
+                released = released_groups(changing, name)
+                changing.add_all(Release(assignment=name, group=g, released_by=caller.id, released_at=clock())
+                                 for g in dict.fromkeys(groups) if g not in released)
+        with database.reader() as fresh:
+            return {"assignment": name, "released": sorted(released_groups(fresh, name))}
+
+    @app.route(f"{API}/assignments/<name>/limits/<student>", methods=["GET", "PUT", "DELETE"])
+    def student_limit(name: str, student: str):
+        """Staff's own submission limit for one student (PUT {"per_hour", "burst"}; DELETE: back to the course's)."""
+        staff()
+        assignment = assignment_named(name)
+        person = session().get(User, student)
+        if person is None or person.staff:
+            raise NotFound(f"no student {student!r}")
+        if request.method != "GET":
+            body = request.get_json(silent=True) if request.method == "PUT" else None
+            if request.method == "PUT" and not (
+                    isinstance(body, dict) and set(body) == {"per_hour", "burst"}
+                    and isinstance(body["per_hour"], (int, float)) and not isinstance(body["per_hour"], bool)
+                    and 0 < body["per_hour"] < 1e6 and isinstance(body["burst"], int)
+                    and not isinstance(body["burst"], bool) and 1 <= body["burst"] <= 10_000):
+                raise ApiError(422, 'send JSON {"per_hour": a number > 0, "burst": a whole number >= 1}')
+            with database.session.begin() as changing:
+                changing.execute(delete(LimitOverride).where(LimitOverride.student == student,
+                                                             LimitOverride.assignment == name))
+                if body is not None:
+                    changing.add(LimitOverride(student=student, assignment=name, per_hour=float(body["per_hour"]),
+                                               burst=body["burst"]))
+        with database.reader() as fresh:
+            limit = limit_for(fresh, assignment, student)
+            override = fresh.get(LimitOverride, (student, name)) is not None
+        return {"student": student, "assignment": name, "override": override,
+                "per_hour": limit.per_hour if limit else None, "burst": limit.burst if limit else None}
+
     @app.post(f"{API}/assignments/<name>/regrades")
     def regrade(name: str):
         caller = staff()
@@ -168,7 +216,7 @@ def create_app(database: Database, course: Course, *, wake: Callable[[], None] =
                 isinstance(students, list) and all(isinstance(s, str) for s in students))):
             raise ApiError(422, 'send nothing, or JSON {"students": ["id", ...]}')
         try:
-            made = start_regrade(database, name, caller.id, students, clock())
+            made = start_regrade(database, name, caller.id, students, clock(), assignments[name].counts == "best")
         except RegradeRefused as exc:
             raise ApiError(exc.http_status, exc.one_line()) from None
         wake()
@@ -213,19 +261,24 @@ def create_app(database: Database, course: Course, *, wake: Callable[[], None] =
     return app
 
 
-def withheld_groups(assignment: Assignment, at: datetime) -> set[str]:
-    """The groups a student does not see yet at `at`: `hidden` and `after_published` ones (until staff release
-    them), and `after_due_date` ones before the due date."""
+def withheld_groups(assignment: Assignment, at: datetime, released: frozenset[str] = frozenset()) -> set[str]:
+    """The groups a student does not see yet at `at`: `hidden` and `after_published` ones until staff release
+    them (`released`), and `after_due_date` ones before the due date."""
     due = assignment.late.due
     return {group.name for group in assignment.groups
-            if group.visibility in ("hidden", "after_published")
+            if (group.visibility in ("hidden", "after_published") and group.name not in released)
             or (group.visibility == "after_due_date" and due is not None and at < due)}
 
 
-def visible_report(report: dict, assignment: Assignment, at: datetime) -> dict:
+def released_groups(session: Session, assignment: str) -> frozenset[str]:
+    return frozenset(session.scalars(select(Release.group).where(Release.assignment == assignment)))
+
+
+def visible_report(report: dict, assignment: Assignment, at: datetime,
+                   released: frozenset[str] = frozenset()) -> dict:
     """The report as its student may see it at `at`: without the withheld groups and their tests, the score and
     maximum of what is left, no late penalty (it would tell the whole score), and `withheld` naming them."""
-    hidden = withheld_groups(assignment, at)
+    hidden = withheld_groups(assignment, at, released)
     if not hidden:
         return report
     groups = [group for group in report["groups"] if group["name"] not in hidden]

@@ -115,6 +115,28 @@ class Bucket(Base):
     updated_at: Mapped[datetime] = mapped_column(UTC)
 
 
+class LimitOverride(Base):
+    """Staff's own submission limit for one student and assignment, instead of `[submissions]`'s."""
+
+    __tablename__ = "limit_overrides"
+
+    student: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    assignment: Mapped[str] = mapped_column(String(100), primary_key=True)
+    per_hour: Mapped[float] = mapped_column(Float)
+    burst: Mapped[int] = mapped_column(Integer)
+
+
+class Release(Base):
+    """A group whose `visibility` withholds it (hidden, after_published) that staff released to the students."""
+
+    __tablename__ = "releases"
+
+    assignment: Mapped[str] = mapped_column(String(100), primary_key=True)
+    group: Mapped[str] = mapped_column(String(100), primary_key=True)
+    released_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    released_at: Mapped[datetime] = mapped_column(UTC)
+
+
 class Database:
     """The engine and sessions of one data folder; the tables are made when missing. `session` is for
     transactions that write (`with database.session.begin()`), `reader` for those that only read."""

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from grader.course import Assignment, Course, SubmissionLimit
 from grader.errors import UnusableInput
 from grader.formats import _printable, fsync_folder, write_bytes_atomic
-from grader.service.db import UPLOAD, UPLOADS_DIR, Bucket, Database, Job, now
+from grader.service.db import UPLOAD, UPLOADS_DIR, Bucket, Database, Job, LimitOverride, now
 from grader.submission import SubmissionError, load_submission
 
 TICK_S = 0.5  # the scheduler looks at the queue at least this often (an upload or a finished job wakes it at once)
@@ -74,8 +74,9 @@ def accept_upload(database: Database, assignment: Assignment, student: str, file
         except SubmissionError as exc:
             raise UploadRefused(str(exc).replace(str(where), _printable(filename))) from None
         with database.session.begin() as session:
-            if assignment.submissions is not None:
-                take_submission(session, assignment.submissions, student, assignment.name, received_at)
+            limit = limit_for(session, assignment, student)
+            if limit is not None:
+                take_submission(session, limit, student, assignment.name, received_at)
             job = Job(student=student, assignment=assignment.name, priority=UPLOAD, status="queued",
                       upload=str(where.relative_to(database.data_dir)), filename=filename, received_at=received_at)
             session.add(job)
@@ -107,6 +108,14 @@ def _store(folder: Path, name: str, data: bytes) -> Path:
     write_bytes_atomic(path, data, 0o600)
     fsync_folder(folder.parent)
     return path
+
+
+def limit_for(session: Session, assignment: Assignment, student: str) -> SubmissionLimit | None:
+    """The student's submission limit: staff's override for them, else `[submissions]`'s (None: no limit)."""
+    override = session.get(LimitOverride, (student, assignment.name))
+    if override is not None:
+        return SubmissionLimit(override.per_hour, override.burst)
+    return assignment.submissions
 
 
 def _refilled(bucket: Bucket, limit: SubmissionLimit, at: datetime) -> float:
@@ -217,8 +226,9 @@ def record(database: Database, job: Job, report: dict, page: str, assignment: As
                                                    Job.attempt == job.attempt)
                         .values(status=status, report=json.dumps(report), page=page, finished_at=finished,
                                 score=report["score"], max_score=report["max_score"]))
-        if done and status == "error" and job.priority == UPLOAD and assignment.submissions is not None:
-            give_back(session, assignment.submissions, job.student, job.assignment, finished)
+        limit = limit_for(session, assignment, job.student) if done and status == "error" else None
+        if limit is not None and job.priority == UPLOAD:
+            give_back(session, limit, job.student, job.assignment, finished)
         return bool(done)
 
 

@@ -37,26 +37,33 @@ def counts() -> ColumnElement[bool]:
     return or_(Job.regrade_id.is_(None), (Job.status == "graded") & Job.regrade_id.in_(applied))
 
 
-def current_results(session: Session, assignment: str) -> dict[str, Job]:
-    """Each student's current result for `assignment` (students without one are absent)."""
+def current_results(session: Session, assignment: str, best: bool = False) -> dict[str, Job]:
+    """Each student's current result for `assignment` (students without one are absent): the latest, or with
+    `best` (`[submissions] counts = "best"`) the highest score, the latest of equal ones."""
     query = (select(Job).options(defer(Job.page)).where(Job.assignment == assignment, Job.report.is_not(None),
                                                         counts())
              .order_by(Job.received_at, Job.id))
-    return {job.student: job for job in session.scalars(query)}
+    current: dict[str, Job] = {}
+    for job in session.scalars(query):
+        kept = current.get(job.student)
+        if kept is None or not best or (job.score or 0.0) >= (kept.score or 0.0):
+            current[job.student] = job
+    return current
 
 
 def gradebook_csv(session: Session, assignment: Assignment) -> str:
     """`grader batch`'s gradebook.csv over each student's current result (the API's and the staff pages')."""
-    reports = {student: json.loads(job.report) for student, job in current_results(session, assignment.name).items()
-               if job.report is not None}
+    best = assignment.counts == "best"
+    reports = {student: json.loads(job.report)
+               for student, job in current_results(session, assignment.name, best).items() if job.report is not None}
     return gradebook_text("csv", ClassInfo.of(assignment), class_rows(reports, roster_of(session)))
 
 
 def start_regrade(database: Database, assignment: str, staff: str | None, students: Iterable[str] | None,
-                  at: datetime) -> Regrade:
+                  at: datetime, best: bool = False) -> Regrade:
     """A set that regrades the current result of each student (or of those listed), committed with its jobs."""
     with database.session.begin() as session:
-        current = current_results(session, assignment)
+        current = current_results(session, assignment, best)
         if students is not None:
             wanted = list(dict.fromkeys(students))
             missing = [s for s in wanted if s not in current]

@@ -33,7 +33,8 @@ from grader.course import Assignment
 from grader.pages import _css, _sort_script, dashboard, feedback_page
 from grader.rendering import html_environment
 from grader.service.db import Bucket, Database, Job, User, now
-from grader.service.queue import OverLimit, UploadRefused, _refilled, accept_upload, positions, upload_kinds
+from grader.service.queue import (OverLimit, UploadRefused, _refilled, accept_upload, limit_for, positions,
+                                  upload_kinds)
 from grader.service.regrades import counts, current_results, gradebook_csv
 from grader.service.users import authenticate, roster_of
 from grader.submission import SubmissionError, load_submission
@@ -74,7 +75,7 @@ class Allowance:
 
 def allowance(db: Session, assignment: Assignment, student: str, at: datetime) -> Allowance | None:
     """The student's token bucket for `assignment` as `take_submission` will see it at `at` (None: no limit)."""
-    limit = assignment.submissions
+    limit = limit_for(db, assignment, student)
     if limit is None:
         return None
     bucket = db.get(Bucket, (student, assignment.name))
@@ -91,7 +92,7 @@ DASHBOARD_REFRESH_S = 10  # how often a staff's open dashboard shows the newly g
 def web_pages(database: Database, assignments: dict[str, Assignment], *, wake: Callable[[], None],
               clock: Callable[[], datetime] = now) -> Blueprint:
     """The pages' blueprint. Registering it sets the app's SECRET_KEY (from the data folder) and CSRF protection."""
-    from grader.service.app import visible_report  # app.py registers this blueprint
+    from grader.service.app import released_groups, visible_report  # app.py registers this blueprint
 
     pages = Blueprint("web", __name__)
     csrf = CSRFProtect()
@@ -193,7 +194,7 @@ def web_pages(database: Database, assignments: dict[str, Assignment], *, wake: C
     def visible_scores(job: Job, assignment: Assignment, at: datetime) -> tuple[float, float] | None:
         if job.report is None:
             return None
-        report = visible_report(json.loads(job.report), assignment, at)
+        report = visible_report(json.loads(job.report), assignment, at, released_groups(db(), assignment.name))
         return report["score"], report["max_score"]
 
     @pages.get("/")
@@ -258,7 +259,7 @@ def web_pages(database: Database, assignments: dict[str, Assignment], *, wake: C
         report = json.loads(job.report)
         report["submission"]["source"] = job.filename  # not the server's path to it
         if not user.staff:
-            report = visible_report(report, assignment, clock())
+            report = visible_report(report, assignment, clock(), released_groups(db(), assignment.name))
         try:
             files = load_submission(database.data_dir / job.upload, assignment, job.student, job.received_at)
         except (SubmissionError, OSError):
@@ -279,8 +280,7 @@ def web_pages(database: Database, assignments: dict[str, Assignment], *, wake: C
     @pages.get("/staff/assignments/<name>")
     def class_dashboard(name: str):
         need_user(staff=True)
-        assignment_named(name)
-        current = current_results(db(), name)
+        current = current_results(db(), name, assignment_named(name).counts == "best")
         reports = [json.loads(job.report) for job in current.values() if job.report is not None]
         links = {student: {"feedback": url_for("web.submission", job_id=job.id)} for student, job in current.items()}
         page = dashboard(reports, links, lang(), title=f"{name} · class dashboard")
