@@ -220,3 +220,29 @@ def test_a_regrade_reaches_the_students_pages_only_once_applied(api, database, b
     assert api.client.post("/api/v1/regrades/1/apply", headers=api.headers("ta")).status_code == 200
     assert bob.get("/submissions/2").status_code == 200 and 'href="/submissions/2"' in bob.get("/me").text
     assert 'href="/submissions/1"' in bob.get("/me").text  # the old result stays in the history
+
+
+def test_staff_start_compare_and_apply_a_regrade_set_in_the_pages(api, database, bob_report):
+    api.upload("bob", zipped("bob_tanh_bug"))
+    grade_next(database, bob_report)
+    ta = signed_in(api, "ta")
+    assert 'href="/staff/assignments/micrograd/regrades"' in ta.get("/staff").text
+    sets = ta.get("/staff/assignments/micrograd/regrades")
+    assert sets.status_code == 200 and "No regrade set yet." in sets.text
+    assert ta.post("/staff/assignments/micrograd/regrades").status_code == 400  # no CSRF token
+    started = ta.post("/staff/assignments/micrograd/regrades", data={"csrf_token": csrf_of(sets.text)})
+    assert started.status_code == 303 and started.headers["Location"] == "/staff/regrades/1"
+    waiting = ta.get("/staff/regrades/1")
+    assert "0 of 1 graded" in waiting.text and '<meta http-equiv="refresh"' in waiting.text
+    early = ta.post("/staff/regrades/1/apply", data={"csrf_token": csrf_of(waiting.text)})
+    assert early.status_code == 409 and "is not done" in early.text
+    fixed = {**bob_report, "score": 100.0, "tests": [{**t, "status": "passed"} for t in bob_report["tests"]]}
+    grade_next(database, fixed)
+    done = ta.get("/staff/regrades/1")
+    row = re.search(r'<table id="regrade">.*</table>', done.text, re.S).group(0)
+    assert ">95<" in row and ">100<" in row and "failed → passed" in row and "refresh" not in done.text
+    applied = ta.post("/staff/regrades/1/apply", data={"csrf_token": csrf_of(done.text)})
+    assert applied.status_code == 303
+    assert "regrade set 1: applied" in ta.get("/staff/regrades/1").text
+    assert api.get("bob", "/api/v1/assignments/micrograd/submissions").json["submissions"][-1]["score"] == 100.0
+    assert signed_in(api, "bob").get("/staff/regrades/1").status_code == 403

@@ -32,10 +32,11 @@ from werkzeug.exceptions import Forbidden, HTTPException, NotFound
 from grader.course import Assignment
 from grader.pages import _css, _sort_script, dashboard, feedback_page
 from grader.rendering import html_environment
-from grader.service.db import Bucket, Database, Job, User, now
+from grader.service.db import Bucket, Database, Job, Regrade, User, now
 from grader.service.queue import (OverLimit, UploadRefused, _refilled, accept_upload, limit_for, positions,
                                   upload_kinds)
-from grader.service.regrades import counts, current_results, gradebook_csv
+from grader.service.regrades import (RegradeRefused, counts, current_results, decide, gradebook_csv,
+                                     start_regrade, summary)
 from grader.service.users import authenticate, roster_of
 from grader.submission import SubmissionError, load_submission
 
@@ -296,6 +297,51 @@ def web_pages(database: Database, assignments: dict[str, Assignment], *, wake: C
         assignment = assignment_named(name)
         return Response(gradebook_csv(db(), assignment), mimetype="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{name}-gradebook.csv"'})
+
+    @pages.get("/staff/assignments/<name>/regrades")
+    def regrade_sets(name: str, message: str = "", status: int = 200):
+        need_user(staff=True)
+        assignment_named(name)
+        sets = [summary(db(), found) for found in db().scalars(
+            select(Regrade).where(Regrade.assignment == name).order_by(Regrade.id.desc()))]
+        return render("service/regrades.html.j2", f"{name} · regrade sets", name=name, sets=sets,
+                      message=message), status
+
+    @pages.post("/staff/assignments/<name>/regrades")
+    def start_regrade_set(name: str):
+        user = need_user(staff=True)
+        assignment = assignment_named(name)
+        try:
+            made = start_regrade(database, name, user.id, None, clock(), assignment.counts == "best")
+        except RegradeRefused as exc:
+            return regrade_sets(name, exc.one_line(), exc.http_status)
+        wake()
+        return redirect(url_for("web.regrade_set", regrade_id=made.id), 303)
+
+    @pages.get("/staff/regrades/<int:regrade_id>")
+    def regrade_set(regrade_id: int, message: str = "", status: int = 200):
+        need_user(staff=True)
+        found = db().get(Regrade, regrade_id)
+        if found is None:
+            raise NotFound(f"no regrade {regrade_id}")
+        refresh = REFRESH_S if found.status == "open" else None
+        shown = summary(db(), found)
+        if refresh and shown["done"] == shown["total"]:
+            refresh = None  # done: staff decide, nothing moves any more
+        return render("service/regrade.html.j2", f"Regrade set {regrade_id}", refresh=refresh, set=shown,
+                      message=message), status
+
+    @pages.post("/staff/regrades/<int:regrade_id>/<any(apply, discard):action>")
+    def decide_regrade_set(regrade_id: int, action: str):
+        need_user(staff=True)
+        try:
+            decided = decide(database, regrade_id, action == "apply", clock())
+        except RegradeRefused as exc:
+            db().expire_all()
+            return regrade_set(regrade_id, exc.one_line(), exc.http_status)
+        if decided is None:
+            raise NotFound(f"no regrade {regrade_id}")
+        return redirect(url_for("web.regrade_set", regrade_id=regrade_id), 303)
 
     @pages.get("/staff/students/<student>")
     def history(student: str):
