@@ -588,12 +588,12 @@ def test_grader_serve_grades_an_upload_end_to_end(tmp_path, db_url):
 @pytest.mark.slow
 def test_a_server_killed_while_grading_grades_every_acknowledged_upload_once_after_a_restart(tmp_path, db_url):
     data = tmp_path / "data"
-    students = ["ann", "ben", "cat", "dan"]
+    students = ["ann", "ben", "cat", "dan", "eve"]
     tokens = users(data, db_url, students)
     server = Server(data, db_url, jobs=2)
     acknowledged = []
-    samples = ["bob_tanh_bug", "alice_correct", "carol_overwrite_grad", "dave_no_topo"]
-    for round_ in range(3):
+    samples = ["bob_tanh_bug", "alice_correct", "carol_overwrite_grad", "dave_no_topo", "erin_bias_missing"]
+    for round_ in range(6):  # 30 uploads: the course's limit lets each student make 6 at once
         for student, sample in zip(students, samples):
             status, reply = server.upload(tokens[student], zipped(sample, {"round.txt": str(round_)}))
             assert status == 202, reply
