@@ -51,12 +51,16 @@ def browser(tmp_path):
 
 def sign_in(driver, url, token):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
 
     driver.delete_all_cookies()
     driver.get(url + "/")
     assert driver.current_url == url + "/signin"
     driver.find_element(By.ID, "token").send_keys(token)
     driver.find_element(By.ID, "sign-in").click()
+    # the next page, whenever a busy machine serves it (find_element alone does not wait for a navigation)
+    WebDriverWait(driver, 60).until(expected_conditions.presence_of_element_located((By.ID, "signed-in")))
 
 
 def test_a_student_uploads_in_the_browser_sees_the_tanh_feedback_and_staff_download_the_gradebook(tmp_path,
@@ -78,7 +82,7 @@ def test_a_student_uploads_in_the_browser_sees_the_tanh_feedback_and_staff_downl
         browser.find_element(By.ID, "file-micrograd").send_keys(str(upload))
         started = time.monotonic()
         browser.find_element(By.ID, "upload-micrograd").click()
-        assert browser.current_url.startswith(server.url + "/submissions/")
+        WebDriverWait(browser, 60).until(lambda d: d.current_url.startswith(server.url + "/submissions/"))
         WebDriverWait(browser, 90, poll_frequency=0.2).until(lambda d: "tanh backward is wrong" in d.page_source)
         print(f"feedback shown {time.monotonic() - started:.1f} s after the upload")
         assert "95" in browser.find_element(By.ID, "summary").text
@@ -86,7 +90,7 @@ def test_a_student_uploads_in_the_browser_sees_the_tanh_feedback_and_staff_downl
         assert "5 of 6 submissions left" in browser.find_element(By.ID, "limit").text
         assert "bob_tanh_bug.zip" in browser.find_element(By.ID, "submission-1").text
         browser.find_element(By.ID, "sign-out").click()
-        assert browser.current_url == server.url + "/signin"
+        WebDriverWait(browser, 60).until(lambda d: d.current_url == server.url + "/signin")
 
         sign_in(browser, server.url, staff)
         assert browser.current_url == server.url + "/staff"
