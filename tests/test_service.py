@@ -33,8 +33,8 @@ from grader.parallel import worker_pool
 from grader.service.app import create_app
 from grader.service.db import REGRADE, Base, Database, Job, User, now
 from grader.service.regrades import current_results, gradebook_csv
-from grader.service.queue import (Scheduler, claim_next, fair_order, record, remove_unacknowledged,
-                                  requeue_interrupted)
+from grader.service.queue import (Scheduler, UploadRefused, accept_upload, claim_next, fair_order, record,
+                                  remove_unacknowledged, requeue_interrupted)
 from grader.service.users import add_staff, import_roster, token_hash
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -271,8 +271,6 @@ def traversal() -> bytes:
     ("bob.zip", bomb(), 422, "bob.zip: more than 20 MiB when unpacked"),
     ("../bob.zip", zipped("bob_tanh_bug"), 422,
      "'../bob.zip': the file name must be a plain name such as micrograd.zip, without a folder"),
-    ("..\\bob.zip", zipped("bob_tanh_bug"), 422,
-     "'..\\\\bob.zip': the file name must be a plain name such as micrograd.zip, without a folder"),
     ("engine.py", b"x = 1\n", 422, "engine.py: expected a .zip or a .ipynb file"),
     ("notes.zip", zipped("bob_tanh_bug", {"notes.txt": "hi"}).replace(b"engine.py", b"engine.px")
      .replace(b"nn.py", b"nn.px").replace(b"train.py", b"train.px"), 422,
@@ -283,6 +281,15 @@ def test_what_is_not_a_submission_is_refused_in_one_line_and_nothing_is_stored(a
     reply = api.upload("bob", data, filename)
     assert (reply.status_code, reply.json) == (status, {"error": error})
     assert stored_uploads(database) == [] and jobs(database) == [] and api.woken == 0
+
+
+def test_a_file_name_with_a_windows_folder_is_refused(database, course):
+    # Called directly: how a backslash in a multipart file name reaches the app depends on Werkzeug's version
+    # (3.1.9 reads it as a quoted-string escape and drops it; a browser may send it as it is).
+    with pytest.raises(UploadRefused, match=r"^'\.\.\\\\bob\.zip': the file name must be a plain name such as "
+                                           r"micrograd\.zip, without a folder$"):
+        accept_upload(database, course.assignment("micrograd"), "bob", "..\\bob.zip", zipped("bob_tanh_bug"), now())
+    assert stored_uploads(database) == [] and jobs(database) == []
 
 
 def test_requests_that_are_not_uploads_are_refused_in_one_line(database, course):
