@@ -62,9 +62,7 @@ def create_app(database: Database, course: Course, *, wake: Callable[[], None] =
             session.close()
 
     def session() -> Session:
-        if "session" not in g:
-            g.session = database.reader()
-        return g.session
+        return request_session(database)
 
     def user() -> User:
         """The caller, by their token; 401 without a valid one."""
@@ -259,6 +257,13 @@ def create_app(database: Database, course: Course, *, wake: Callable[[], None] =
     from grader.service.web import web_pages  # the pages for browsers (needs app.py's visible_report)
     app.register_blueprint(web_pages(database, assignments, wake=wake, clock=clock))
     return app
+
+
+def request_session(database: Database) -> Session:
+    """The request's reading session, for the API and the pages alike; create_app's teardown closes it."""
+    if "session" not in g:
+        g.session = database.reader()
+    return g.session
 
 
 def withheld_groups(assignment: Assignment, at: datetime, released: frozenset[str] = frozenset()) -> set[str]:

@@ -93,7 +93,7 @@ DASHBOARD_REFRESH_S = 10  # how often a staff's open dashboard shows the newly g
 def web_pages(database: Database, assignments: dict[str, Assignment], *, wake: Callable[[], None],
               clock: Callable[[], datetime] = now) -> Blueprint:
     """The pages' blueprint. Registering it sets the app's SECRET_KEY (from the data folder) and CSRF protection."""
-    from grader.service.app import released_groups, visible_report  # app.py registers this blueprint
+    from grader.service.app import released_groups, request_session, visible_report  # app.py registers it
 
     pages = Blueprint("web", __name__)
     csrf = CSRFProtect()
@@ -121,12 +121,6 @@ def web_pages(database: Database, assignments: dict[str, Assignment], *, wake: C
         response.headers.setdefault("Cache-Control", "no-store")  # a student's pages are theirs only
         return response
 
-    @pages.teardown_request
-    def _close(exc: BaseException | None) -> None:
-        db_session = g.pop("web_db", None)
-        if db_session is not None:
-            db_session.close()
-
     @pages.errorhandler(HTTPException)
     def _error(exc: HTTPException) -> tuple[str, int]:
         if exc.code == 413:
@@ -138,9 +132,7 @@ def web_pages(database: Database, assignments: dict[str, Assignment], *, wake: C
             exc.code or 500
 
     def db() -> Session:
-        if "web_db" not in g:
-            g.web_db = database.reader()
-        return g.web_db
+        return request_session(database)
 
     def signed_in() -> User | None:
         """The user of the session cookie, while their token is the one they signed in with."""
