@@ -639,3 +639,17 @@ def test_without_flask_the_commands_say_how_to_repair_the_installation(tmp_path)
     assert result.stderr == ("Error: the grading service needs flask, which installs with the grader: "
                              "pip install micrograd-grader\n")
     assert not (tmp_path / "data").exists()
+
+
+def test_a_port_already_taken_is_one_line_and_exit_2(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "grader", "serve", "--data", str(tmp_path / "data"), "--port",
+                                 str(port)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.endswith(f"Error: cannot listen on 127.0.0.1:{port}: Address already in use\n")
+    assert "Traceback" not in result.stderr

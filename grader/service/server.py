@@ -12,7 +12,7 @@ from typing import Callable
 
 from grader.course import Course
 from grader.service.app import MAX_UPLOAD_BYTES, create_app
-from grader.service.db import Database
+from grader.service.db import Database, ServiceError
 from grader.service.queue import Scheduler
 
 THREADS = 8  # waitress's request threads: uploads and polls are short, grading happens in the workers
@@ -41,8 +41,11 @@ def serve(data_dir: Path, course: Course, *, host: str = "127.0.0.1", port: int 
         try:
             app = create_app(database, course, wake=scheduler.wake, max_upload_bytes=max_upload_bytes)
             # waitress refuses a body far over the limit before buffering it all (Flask answers the rest in JSON)
-            server = create_server(app, host=host, port=port, threads=THREADS,
-                                   max_request_body_size=max_upload_bytes + BODY_MARGIN)
+            try:
+                server = create_server(app, host=host, port=port, threads=THREADS,
+                                       max_request_body_size=max_upload_bytes + BODY_MARGIN)
+            except OSError as exc:  # the port is taken, the address is not this machine's, ...
+                raise ServiceError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
             assert isinstance(server, TcpWSGIServer)  # one host and port: one TCP server
             signal.signal(signal.SIGTERM, _exit)  # waitress stops on SystemExit, then the workers are stopped
             say(f"grader: serving http://{host}:{server.getsockname()[1]} (data: {database.data_dir}; {jobs} "
