@@ -200,7 +200,7 @@ def submit(path: Path, assignment_name: str | None, course_dir: Path | None, ser
     2 when PATH holds no submission, or the service refuses it or your token.
     """
     from grader.client import Client, pack
-    from grader.formats import render
+    from grader.formats import render, validate_report
 
     assignment = load_assignment(course_dir, assignment_name, submission=path)
     client = Client(server, token)
@@ -218,6 +218,7 @@ def submit(path: Path, assignment_name: str | None, course_dir: Path | None, ser
     report = state.get("report")
     if state.get("status") != "graded" or not isinstance(report, dict):
         raise GraderError(f"submission {state['id']} could not be graded on the service ({state.get('status')})")
+    validate_report(report)  # the service's answer, checked before it is shown (ReportError: one line, exit 1)
     text = render(report, fmt, lang, color=fmt == "text" and sys.stdout.isatty())
     click.echo(text, nl=not text.endswith("\n"))
     if fail_under is not None and float(report["score"]) < fail_under:

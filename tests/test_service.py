@@ -30,6 +30,7 @@ from sqlalchemy import create_engine, select
 from grader.cli import main
 from grader.course import find_course
 from grader.parallel import worker_pool
+from grader.formats import validate_report
 from grader.service.app import create_app
 from grader.service.db import REGRADE, Base, Database, Job, User, now
 from grader.service.regrades import current_results, gradebook_csv
@@ -385,6 +386,7 @@ def test_a_student_does_not_see_hidden_groups_and_staff_do(database, strict_cour
     assert mine["report"]["withheld"] == ["training"] and mine["report"]["late"] is None
     assert not [t for t in mine["report"]["tests"] if t["group"] == "training"]
     assert mine["score"] == mine["report"]["score"] == 75.0 and mine["max_score"] == 80.0
+    validate_report(mine["report"])  # what a student gets is a report like any other (its own sums included)
     assert api.get("bob", "/api/v1/assignments/micrograd/submissions").json["submissions"][0]["score"] == 75.0
     staff = api.get("ta", "/api/v1/submissions/1").json
     assert staff["score"] == 95.0 and len(staff["report"]["groups"]) == 4 and "withheld" not in staff["report"]
