@@ -97,10 +97,7 @@ def run_public_test(sandbox: Sandbox, test: PublicTest, group: str | None, catal
         if feedback is None or feedback["id"] not in {**MESSAGES, **catalogue}:
             message = {"id": "public.failed", "params": {"text": reply["text"]}}
         else:
-            params = formatted({**feedback["params"], "function": test.covers})
-            # a check with no inputs to show: "x is wrong: expected 1, got 2", never "for  expected"
-            bare = feedback["id"] == "public.mismatch" and not params.get("inputs")
-            message = {"id": "public.mismatch_no_inputs" if bare else feedback["id"], "params": params}
+            message = {"id": feedback["id"], "params": formatted({**feedback["params"], "function": test.covers})}
     output = result.output if status != "passed" else ""
     return Outcome(test.name, group, 1.0, test.covers, test.covers, status, message,
                    round(time.perf_counter() - started, 6), output)
