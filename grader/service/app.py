@@ -18,7 +18,8 @@ from werkzeug.exceptions import HTTPException, NotFound
 from grader.course import Assignment, Course
 from grader.service.db import Database, Job, LimitOverride, Regrade, Release, User, now
 from grader.service.queue import OverLimit, UploadRefused, accept_upload, limit_for, positions
-from grader.service.regrades import RegradeRefused, counts, decide, gradebook_csv, start_regrade, summary
+from grader.service.regrades import (RegradeRefused, counts, decide, gradebook_csv, shown_to_student,
+                                     start_regrade, summary)
 from grader.service.users import authenticate
 
 MAX_UPLOAD_BYTES = 10 * 2**20  # a submission is a few KiB; a notebook with outputs some MiB
@@ -133,7 +134,7 @@ def create_app(database: Database, course: Course, *, wake: Callable[[], None] =
     def submission(job_id: int):
         caller = user()
         job = session().get(Job, job_id)
-        if job is None or (not caller.staff and (job.student != caller.id or not shown_to_student(job))):
+        if job is None or (not caller.staff and (job.student != caller.id or not shown_to_student(session(), job))):
             raise NotFound(f"no submission {job_id} of yours")  # another student's is as good as none
         return view(job, caller, positions(session()), with_report=True)
 
@@ -249,10 +250,6 @@ def create_app(database: Database, course: Course, *, wake: Callable[[], None] =
         if found is None:
             raise NotFound(f"no regrade {regrade_id}")
         return found
-
-    def shown_to_student(job: Job) -> bool:
-        """A regrade's result reaches its student once applied (and graded)."""
-        return job.regrade_id is None or (job.status == "graded" and regrade_named(job.regrade_id).status == "applied")
 
     from grader.service.web import web_pages  # the pages for browsers (needs app.py's visible_report)
     app.register_blueprint(web_pages(database, assignments, wake=wake, clock=clock))

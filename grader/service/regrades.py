@@ -37,6 +37,15 @@ def counts() -> ColumnElement[bool]:
     return or_(Job.regrade_id.is_(None), (Job.status == "graded") & Job.regrade_id.in_(applied))
 
 
+def shown_to_student(session: Session, job: Job) -> bool:
+    """Whether a job's result is its student's (as `counts()` says of a query): an upload, or the graded regrade
+    of an applied set."""
+    if job.regrade_id is None:
+        return True
+    regrade = session.get(Regrade, job.regrade_id)
+    return job.status == "graded" and regrade is not None and regrade.status == "applied"
+
+
 def current_results(session: Session, assignment: str, best: bool = False) -> dict[str, Job]:
     """Each student's current result for `assignment` (students without one are absent): the latest, or with
     `best` (`[submissions] counts = "best"`) the highest score, the latest of equal ones."""

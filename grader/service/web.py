@@ -36,7 +36,7 @@ from grader.service.db import Bucket, Database, Job, Regrade, User, now
 from grader.service.queue import (OverLimit, UploadRefused, _refilled, accept_upload, limit_for, positions,
                                   upload_kinds)
 from grader.service.regrades import (RegradeRefused, counts, current_results, decide, gradebook_csv,
-                                     start_regrade, summary)
+                                     shown_to_student, start_regrade, summary)
 from grader.service.users import authenticate, roster_of
 from grader.submission import SubmissionError, load_submission
 
@@ -240,8 +240,7 @@ def web_pages(database: Database, assignments: dict[str, Assignment], *, wake: C
     def submission(job_id: int):
         user = need_user()
         job = db().get(Job, job_id)
-        mine = job is not None and job.student == user.id and bool(
-            db().scalar(select(Job.id).where(Job.id == job_id, counts())))  # a regrade's result once applied
+        mine = job is not None and job.student == user.id and shown_to_student(db(), job)
         if job is None or not (mine or user.staff):
             raise NotFound(f"no submission {job_id} of yours")  # another student's is as good as none
         assignment = assignments.get(job.assignment)
