@@ -55,3 +55,24 @@ def test_forged_feedback_and_a_flood_of_output_stay_one_function_and_bounded(tmp
                                        capture_output=True, text=True, timeout=120, cwd=ROOT, preexec_fn=bounded,
                                        env=grader_env()).stdout)
     assert report["status"] == "checked" and len(json.dumps(report)) < 256 * 1024
+
+
+def test_a_forged_syntax_error_gets_a_bounded_escaped_caret(tmp_path):
+    """A module that raises SyntaxError itself chooses its text, line and offset: the caret line stays bounded and
+    escaped in `grader check`, and grading still costs only that file's tests."""
+    folder = tmp_path / "forger"
+    shutil.copytree(ALICE, folder)
+    nn = folder / "nn.py"
+    forged = 'raise SyntaxError("\\x1b[2Jforged", ("nn.py", 7, 10**9, "\\u202e" + "x" * 10**6 + "\\n", 7, 10**9))\n'
+    nn.write_text(forged + nn.read_text(encoding="utf-8"), encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "grader", "check", str(folder)], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT, preexec_fn=bounded, env=grader_env())
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stdout.startswith("! nn.py, line 7: SyntaxError: \\x1b[2Jforged\n")
+    assert max(len(line) for line in done.stdout.splitlines()) < 400 and "\x1b" not in done.stdout
+    graded = subprocess.run([sys.executable, "-m", "grader", "grade", str(folder), "--format", "json"],
+                            capture_output=True, text=True, timeout=120, cwd=ROOT, preexec_fn=bounded,
+                            env=grader_env())
+    report = json.loads(graded.stdout)
+    assert [e["id"] for e in report["errors"]] == ["syntax_error"]
+    assert {g["name"]: g["score"] for g in report["groups"]} == {"ops": 40, "backprop": 20, "nn": 0, "training": 20}
