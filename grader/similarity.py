@@ -1,0 +1,514 @@
+"""`grader similarity`: find copied solutions across a class, not the code every honest student shares.
+
+What counts is what students wrote themselves:
+
+1. Boilerplate is dropped by line: a line of a submission whose text (stripped) is a line of the course's student
+   material (the skeletons in assignments/NAME/, the given files, the code in the notebook and the READMEs, where the
+   course notes show code) is not the student's. Lines are matched as a set, so moving functions around does not
+   turn skeleton code into written code. What is left, in runs of consecutive lines, are the written *segments*.
+2. Each segment is tokenised with `tokenize` (never run, never imported): every identifier becomes one token class,
+   every number and string another; comments, blank lines, indentation and docstrings are dropped. A file that
+   `tokenize` cannot read falls back to a plain regular-expression tokeniser.
+3. Fingerprints are hashes of k-grams of those tokens inside one segment, winnowed (Schleimer, Wilkerson and Aiken
+   2003, as MOSS does); the k-grams of the course material (normalised the same way), and those found in more than
+   a share of the class (`common`, like MOSS's -m), are removed.
+4. A pair's similarity is containment: the share of one student's distinctive written tokens (those in stretches
+   of at least MIN_RUN tokens covered by kept fingerprints) that the other's fingerprints cover in stretches of at
+   least MIN_RUN tokens, the larger of the two directions. A short line that any correct solution must contain
+   (`self.grad += (1 - t ** 2) * out.grad`) is below MIN_RUN, so twenty such lines never add up to a copy;
+   renaming, reordering, comments and whitespace change no fingerprint, and inserted dead code only adds tokens on
+   one side (containment takes the other). Students with too little written code to compare are listed, not
+   paired.
+
+Candidate pairs come from an inverted index of fingerprints, so a class of thousands compares only pairs that
+share something. Nothing of a submission is executed: it is read by `grader.submission.load_submission`, the same
+reader as grading (zip bombs, links, notebooks), and only tokenised.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import keyword
+import re
+import time
+import tokenize
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from grader.course import Assignment
+from grader.errors import UnusableInput
+from grader.formats.escaping import _printable
+
+K = 5  # tokens per k-gram
+WINDOW = 4  # winnowing window (in k-grams); WINDOW <= K keeps the covered stretches of an exact copy contiguous
+MIN_RUN = 20  # tokens: a matched stretch shorter than this is what any correct solution may share
+FLOOR = 80  # tokens: containment is over at least this many, so a student who wrote little cannot score 1.0
+MIN_WRITTEN = MIN_RUN  # distinctive written tokens below this: "nothing (or too little) written", not compared
+DEFAULT_THRESHOLD = 0.6  # measured on tests/similarity_corpus.py: see bench/similarity.py and the README
+DEFAULT_COMMON = 0.5  # a fingerprint in more than this share of the submissions is common code
+MIN_COMMON = 10  # ... and in more than this many (MOSS's -m default): in a small class nothing is "common"
+MAX_SOURCE_CHARS = 200_000  # of one file; the rest is not compared (real files are a few KiB)
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "similarity.schema.json"
+
+_CODE_BLOCK = re.compile(r"^```(?:python|py)?[ \t]*\n(.*?)^```", re.M | re.S)
+_FALLBACK_TOKEN = re.compile(r"""#[^\n]*|[rbuf]*(?:'''[\s\S]*?'''|\"\"\"[\s\S]*?\"\"\"|'[^'\n]*'|"[^"\n]*")"""
+                             r"""|\d[\w.]*|[A-Za-z_]\w*|\*\*=?|//=?|[-+*/%&|^<>!=]=|->|<<|>>|\S""")
+_DROP = {tokenize.COMMENT, tokenize.NL, tokenize.INDENT, tokenize.DEDENT, tokenize.ENCODING, tokenize.ENDMARKER}
+_STRING_PARTS = {getattr(tokenize, n) for n in ("FSTRING_MIDDLE", "FSTRING_END") if hasattr(tokenize, n)}
+_FSTRING_START = getattr(tokenize, "FSTRING_START", -1)
+
+
+class SimilarityError(UnusableInput):
+    """The class folder, the past corpus or an option cannot be used for a comparison (exit 2)."""
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str  # the normalised token: "V" (identifier), "N" (number), "S" (string), ";" (end of statement), ...
+    file: str
+    line: int
+    segment: int  # tokens of one segment are consecutive written lines of one file
+
+
+@dataclass
+class Fingerprinted:
+    """One submission as compared: its written tokens and kept fingerprints (hash -> k-gram start positions)."""
+
+    student: str
+    source: str
+    past: bool
+    tokens: list[Token] = field(default_factory=list)
+    fingerprints: dict[int, list[int]] = field(default_factory=dict)
+    weight: int = 0  # distinctive written tokens: in self-covered stretches of at least MIN_RUN
+    written: int = 0  # the same before common code is removed: under MIN_WRITTEN, "nothing written"
+    fallback: list[str] = field(default_factory=list)  # files read with the fallback tokeniser
+    files: dict[str, str] = field(default_factory=dict)  # the submission's files, for the matched regions
+
+
+@dataclass(frozen=True)
+class Match:
+    a_file: str
+    a_lines: tuple[int, int]
+    b_file: str
+    b_lines: tuple[int, int]
+    tokens: int  # matched tokens in this region (on the side the similarity is measured on)
+
+
+@dataclass(frozen=True)
+class Pair:
+    a: str
+    b: str
+    similarity: float
+    matched_tokens: int
+    past: bool  # b is a past term's submission
+    matches: tuple[Match, ...]
+
+
+@dataclass(frozen=True)
+class Skipped:
+    student: str
+    source: str
+    reason: str
+    past: bool = False
+
+
+@dataclass
+class SimilarityResult:
+    assignment: str
+    threshold: float
+    common: float
+    pairs: list[Pair]  # at or above the threshold, most similar first
+    clusters: list[list[str]]  # connected groups of three or more students among the pairs
+    compared: list[str]  # the students (and past submissions) compared
+    nothing_written: list[str]  # too little of their own code to compare: the skeleton, or little more
+    skipped: list[Skipped]  # could not be read
+    near: list[Pair] = field(default_factory=list)  # the closest pairs below the threshold (up to NEAR_SHOWN)
+    files: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # student -> file -> lines (for pages)
+    duration_s: float = 0.0
+    past_students: set[str] = field(default_factory=set)
+
+    def to_dict(self) -> dict:
+        def pair(p: Pair) -> dict:
+            return {"a": p.a, "b": p.b, "similarity": round(p.similarity, 4), "matched_tokens": p.matched_tokens,
+                    "past": p.past,
+                    "matches": [{"a_file": m.a_file, "a_lines": list(m.a_lines), "b_file": m.b_file,
+                                 "b_lines": list(m.b_lines), "tokens": m.tokens} for m in p.matches]}
+
+        return {
+            "assignment": self.assignment, "threshold": self.threshold, "common": self.common,
+            "settings": {"k": K, "window": WINDOW, "min_run": MIN_RUN, "floor": FLOOR},
+            "pairs": [pair(p) for p in self.pairs], "clusters": self.clusters, "near": [pair(p) for p in self.near],
+            "compared": sorted(s for s in self.compared if s not in self.past_students),
+            "past": sorted(s for s in self.compared if s in self.past_students),
+            "nothing_written": self.nothing_written,
+            "skipped": [{"student": s.student, "source": s.source, "reason": s.reason, "past": s.past}
+                        for s in self.skipped],
+            "duration_s": round(self.duration_s, 3),
+        }
+
+
+NEAR_SHOWN = 10
+
+
+# --- tokens ----------------------------------------------------------------------------------------------------
+
+def _kind(tok_type: int, text: str) -> str | None:
+    if tok_type == tokenize.NAME:
+        return text if keyword.iskeyword(text) else "V"
+    if tok_type == tokenize.NUMBER:
+        return "N"
+    if tok_type == tokenize.STRING or tok_type == _FSTRING_START:
+        return "S"
+    if tok_type == tokenize.NEWLINE:
+        return ";"
+    if tok_type == tokenize.OP:
+        return text
+    return None
+
+
+def _python_tokens(source: str) -> Iterator[tuple[str, int]]:
+    """(normalised token, line) of `source` by `tokenize`; docstrings (a string alone as a statement) and the
+    inside of f-strings are dropped. Raises tokenize.TokenError, SyntaxError on what it cannot read."""
+    pending: tuple[str, int] | None = None  # a string that may be a docstring
+    statement_start = True
+    in_fstring = 0
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == _FSTRING_START:
+            in_fstring += 1
+            if in_fstring > 1:
+                continue
+        elif tok.type in _STRING_PARTS or in_fstring:
+            if tok.type == getattr(tokenize, "FSTRING_END", -2):
+                in_fstring -= 1
+            continue
+        if tok.type in _DROP:
+            continue
+        kind = _kind(tok.type, tok.string)
+        if kind is None:
+            continue
+        if pending is not None:
+            if kind != ";":
+                yield pending
+            pending = None
+        if kind == "S" and statement_start:
+            pending = ("S", tok.start[0])
+            statement_start = False
+            continue
+        statement_start = kind in (";", ":") or tok.string == ";"
+        yield kind, tok.start[0]
+
+
+def _fallback_tokens(source: str) -> Iterator[tuple[str, int]]:
+    """For a file `tokenize` cannot read (an unclosed bracket or string): the same classes, by regular expression."""
+    for match in _FALLBACK_TOKEN.finditer(source):
+        text = match.group()
+        line = source.count("\n", 0, match.start()) + 1
+        if text.startswith("#"):
+            continue
+        if text[0] in "'\"" or (text[0] in "rbufRBUF" and len(text) > 1 and text[-1] in "'\""):
+            yield "S", line
+        elif text[0].isdigit():
+            yield "N", line
+        elif text[0].isalpha() or text[0] == "_":
+            yield (text if keyword.iskeyword(text) else "V"), line
+        else:
+            yield text, line
+
+
+def tokens_of(source: str) -> tuple[list[tuple[str, int]], bool]:
+    """The normalised tokens of `source` with their lines, and whether the fallback tokeniser read it."""
+    source = source[:MAX_SOURCE_CHARS]
+    try:
+        return list(_python_tokens(source)), False
+    except (tokenize.TokenError, SyntaxError, ValueError):
+        return list(_fallback_tokens(source)), True
+
+
+# --- fingerprints ----------------------------------------------------------------------------------------------
+
+def _hash(kinds: Iterable[str]) -> int:
+    return int.from_bytes(hashlib.blake2b("\x1f".join(kinds).encode(), digest_size=8).digest(), "big")
+
+
+def kgrams(tokens: list[Token]) -> list[tuple[int, int]]:
+    """(hash, start) of every k-gram that lies inside one segment."""
+    out = []
+    kinds = [t.kind for t in tokens]
+    for start in range(len(tokens) - K + 1):
+        if tokens[start].segment == tokens[start + K - 1].segment:
+            out.append((_hash(kinds[start:start + K]), start))
+    return out
+
+
+def winnow(grams: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The smallest hash of every window of WINDOW consecutive k-grams (the rightmost on ties), each once."""
+    if len(grams) <= WINDOW:
+        return list(grams)
+    chosen: dict[int, tuple[int, int]] = {}
+    for start in range(len(grams) - WINDOW + 1):
+        window = grams[start:start + WINDOW]
+        low = min(h for h, _ in window)
+        index = max(i for i, (h, _) in enumerate(window) if h == low)
+        chosen[start + index] = window[index]
+    return [chosen[i] for i in sorted(chosen)]
+
+
+def material_lines_and_grams(assignment: Assignment) -> tuple[set[str], set[int]]:
+    """What every student is given: the stripped lines and the k-gram hashes of the skeletons, the given files,
+    the notebook's code (cells and ```python blocks of the notes) and the READMEs' code blocks."""
+    folder = assignment.folder
+    texts: list[str] = []
+    for name in assignment.files + assignment.given:
+        path = folder / name
+        if path.is_file():
+            texts.append(path.read_text(encoding="utf-8", errors="replace"))
+    for notebook in folder.glob("*.ipynb"):
+        try:
+            cells = json.loads(notebook.read_text(encoding="utf-8")).get("cells", [])
+        except (OSError, ValueError, AttributeError):
+            continue
+        for cell in cells:
+            source = cell.get("source", "") if isinstance(cell, dict) else ""
+            source = "".join(source) if isinstance(source, list) else str(source)
+            texts.extend(_CODE_BLOCK.findall(source) if cell.get("cell_type") == "markdown" else [source])
+    for readme in folder.glob("README*.md"):
+        texts.extend(_CODE_BLOCK.findall(readme.read_text(encoding="utf-8", errors="replace")))
+    lines = {line.strip() for text in texts for line in text.splitlines() if line.strip()}
+    grams: set[int] = set()
+    for text in texts:
+        found, _ = tokens_of("\n".join(ln for ln in text.splitlines() if not ln.lstrip().startswith(("%", "!"))))
+        grams.update(h for h, _ in kgrams([Token(kind, "", line, 0) for kind, line in found]))
+    return lines, grams
+
+
+def written_tokens(files: dict[str, str], boilerplate: set[str]) -> tuple[list[Token], list[str]]:
+    """The tokens of the lines a student wrote (not lines of the course material), segment by segment."""
+    tokens: list[Token] = []
+    fallback = []
+    segment = 0
+    for name in sorted(files):
+        lines = files[name][:MAX_SOURCE_CHARS].splitlines()
+        written = {number for number, line in enumerate(lines, start=1)
+                   if line.strip() and line.strip() not in boilerplate}
+        found, used_fallback = tokens_of(files[name])
+        if used_fallback:
+            fallback.append(name)
+        previous = None
+        for kind, line in found:
+            if line not in written:
+                continue
+            if previous is None or not _same_segment(previous, line, written, lines):
+                segment += 1
+            tokens.append(Token(kind, name, line, segment))
+            previous = line
+    return tokens, fallback
+
+
+def _same_segment(previous: int, line: int, written: set[int], lines: list[str]) -> bool:
+    """Lines `previous` < `line` are one segment when only blank or comment lines lie between them."""
+    return all(n in written or not lines[n - 1].strip() or lines[n - 1].lstrip().startswith("#")
+               for n in range(previous + 1, line))
+
+
+def _stretches(covered: list[bool], tokens: list[Token]) -> list[tuple[int, int]]:
+    """[start, end) of each run of covered tokens inside one segment that is at least MIN_RUN long."""
+    runs = []
+    start = None
+    for i in range(len(covered) + 1):
+        inside = i < len(covered) and covered[i] and (start is None or tokens[i].segment == tokens[start].segment)
+        if start is not None and not inside:
+            if i - start >= MIN_RUN:
+                runs.append((start, i))
+            start = None
+        if i < len(covered) and covered[i] and start is None:
+            start = i
+    return runs
+
+
+def _coverage(length: int, starts: Iterable[int]) -> list[bool]:
+    covered = [False] * length
+    for start in starts:
+        for i in range(start, min(start + K, length)):
+            covered[i] = True
+    return covered
+
+
+# --- the class ---------------------------------------------------------------------------------------------------
+
+def fingerprint(student: str, source: str, past: bool, files: dict[str, str], boilerplate: set[str],
+                base: set[int]) -> Fingerprinted:
+    tokens, fallback = written_tokens(files, boilerplate)
+    prints: dict[int, list[int]] = defaultdict(list)
+    for h, start in winnow(kgrams(tokens)):
+        if h not in base:
+            prints[h].append(start)
+    return Fingerprinted(student, source, past, tokens, dict(prints), fallback=fallback, files=files)
+
+
+def _weigh(item: Fingerprinted) -> None:
+    own = _coverage(len(item.tokens), (s for starts in item.fingerprints.values() for s in starts))
+    item.weight = sum(end - start for start, end in _stretches(own, item.tokens))
+
+
+def _contained(x: Fingerprinted, shared: set[int]) -> list[tuple[int, int]]:
+    """x's stretches of at least MIN_RUN tokens covered by the shared fingerprints."""
+    covered = _coverage(len(x.tokens), (s for h in shared for s in x.fingerprints[h]))
+    return _stretches(covered, x.tokens)
+
+
+def compare_pair(a: Fingerprinted, b: Fingerprinted, shared: set[int]) -> Pair:
+    """Similarity of a and b over their shared fingerprints: the larger containment, and its matched regions."""
+    runs_a, runs_b = _contained(a, shared), _contained(b, shared)
+    tokens_a = sum(e - s for s, e in runs_a)
+    tokens_b = sum(e - s for s, e in runs_b)
+    share_a = tokens_a / max(a.weight, FLOOR)
+    share_b = tokens_b / max(b.weight, FLOOR)
+    if share_a >= share_b:
+        matches = [_region(a, b, run, shared, flip=False) for run in runs_a]
+        similarity, matched = share_a, tokens_a
+    else:
+        matches = [_region(b, a, run, shared, flip=True) for run in runs_b]
+        similarity, matched = share_b, tokens_b
+    return Pair(a.student, b.student, min(1.0, similarity), matched, b.past,
+                tuple(sorted(matches, key=lambda m: (m.a_file, m.a_lines))))
+
+
+def _region(x: Fingerprinted, y: Fingerprinted, run: tuple[int, int], shared: set[int], flip: bool) -> Match:
+    """The lines of x's stretch `run`, and the lines of y where most of its fingerprints are."""
+    start, end = run
+    hits: list[int] = []
+    for h in shared:
+        if any(start <= s < end for s in x.fingerprints[h]):
+            hits.extend(y.fingerprints[h])
+    by_segment = Counter(y.tokens[i].segment for i in hits)
+    segment = by_segment.most_common(1)[0][0] if by_segment else y.tokens[0].segment if y.tokens else 0
+    places = [i for i in hits if y.tokens[i].segment == segment]
+    y_lines = (y.tokens[min(places)].line, y.tokens[min(max(places) + K - 1, len(y.tokens) - 1)].line) \
+        if places else (0, 0)
+    y_file = y.tokens[min(places)].file if places else ""
+    x_file, x_lines = x.tokens[start].file, (x.tokens[start].line, x.tokens[end - 1].line)
+    if flip:
+        return Match(y_file, y_lines, x_file, x_lines, end - start)
+    return Match(x_file, x_lines, y_file, y_lines, end - start)
+
+
+def clusters_of(pairs: list[Pair]) -> list[list[str]]:
+    """Connected groups of three or more among the pairs, largest first."""
+    parent: dict[str, str] = {}
+
+    def root(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for p in pairs:
+        parent[root(p.a)] = root(p.b)
+    groups: dict[str, list[str]] = defaultdict(list)
+    for x in parent:
+        groups[root(x)].append(x)
+    return sorted((sorted(g) for g in groups.values() if len(g) >= 3), key=lambda g: (-len(g), g))
+
+
+def compare(items: list[Fingerprinted], threshold: float, common: float) -> tuple[list[Pair], list[Pair]]:
+    """Every pair above the threshold (and the closest below it), found through an inverted index of the kept
+    fingerprints; past-vs-past pairs are not compared."""
+    postings: dict[int, list[int]] = defaultdict(list)
+    for number, item in enumerate(items):
+        for h in item.fingerprints:
+            postings[h].append(number)
+    limit = max(common * len(items), MIN_COMMON)
+    frequent = {h for h, who in postings.items() if len(who) > limit}
+    for item in items:
+        _weigh(item)
+        item.written = item.weight
+        for h in frequent & item.fingerprints.keys():
+            del item.fingerprints[h]
+        _weigh(item)
+    shared: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for h, who in postings.items():
+        if h in frequent:
+            continue
+        for i, x in enumerate(who):
+            for y in who[i + 1:]:
+                if not (items[x].past and items[y].past) and items[x].weight and items[y].weight:
+                    shared[(x, y)].append(h)
+    pairs: list[Pair] = []
+    for (x, y), hashes in shared.items():
+        a, b = (items[x], items[y]) if not items[x].past else (items[y], items[x])
+        # at most K tokens covered per shared fingerprint: skip pairs that cannot get near the threshold
+        bound = len(hashes) * K / max(min(a.weight, b.weight), FLOOR)
+        if bound < threshold / 2:
+            continue
+        pair = compare_pair(a, b, set(hashes))
+        if pair.similarity > 0:
+            pairs.append(pair)
+    pairs.sort(key=lambda p: (-p.similarity, p.a, p.b))
+    flagged = [p for p in pairs if p.similarity >= threshold]
+    near = [p for p in pairs if p.similarity < threshold][:NEAR_SHOWN]
+    return flagged, near
+
+
+def compare_class(folder: Path, assignment: Assignment, *, past: Iterable[Path] = (),
+                  threshold: float = DEFAULT_THRESHOLD, common: float = DEFAULT_COMMON) -> SimilarityResult:
+    """Compare every submission in `folder` (any layout `grader batch` reads) with every other one and with the
+    submissions of the `past` folders; never runs any of it."""
+    from grader.batch import BatchError, discover
+
+    if not 0.0 <= threshold <= 1.0:
+        raise SimilarityError(f"threshold {threshold:g} is not between 0 and 1")
+    if not 0.0 < common <= 1.0:
+        raise SimilarityError(f"common {common:g} is not a share above 0 and at most 1")
+    started = time.perf_counter()
+    boilerplate, base = material_lines_and_grams(assignment)
+    sources: list[tuple[str, Path, bool]] = []
+    try:
+        sources += [(e.student, e.path, False) for e in discover(folder)]
+        for extra in past:
+            sources += [(f"{extra.name}/{e.student}", e.path, True) for e in discover(extra)]
+    except BatchError as exc:
+        raise SimilarityError(str(exc)) from None
+    seen: set[str] = set()
+    items, skipped, nothing, shown = [], [], [], {}
+    for student, path, is_past in sources:
+        if student in seen:  # the same past folder given twice
+            continue
+        seen.add(student)
+        item, problem = _read(student, path, is_past, assignment, boilerplate, base)
+        if problem is not None:
+            skipped.append(problem)
+            continue
+        assert item is not None
+        items.append(item)
+        shown[student] = item
+    pairs, near = compare(items, threshold, common)
+    compared = []
+    for item in items:
+        (compared if item.written >= MIN_WRITTEN else nothing).append(item.student)
+    pairs = [p for p in pairs if p.a in compared and p.b in compared]
+    involved = {s for p in pairs + near for s in (p.a, p.b)}
+    result = SimilarityResult(assignment.name, threshold, common, pairs, clusters_of(pairs), compared, nothing,
+                              skipped, near, past_students={i.student for i in items if i.past})
+    for student in involved:
+        result.files[student] = _lines_of(shown[student])
+    result.duration_s = time.perf_counter() - started
+    return result
+
+
+def _read(student: str, path: Path, past: bool, assignment: Assignment, boilerplate: set[str],
+          base: set[int]) -> tuple[Fingerprinted | None, Skipped | None]:
+    from grader.submission import SubmissionError, load_submission
+
+    try:
+        submission = load_submission(path, assignment, student)
+    except (SubmissionError, OSError, UnicodeError) as exc:
+        reason = exc.one_line() if isinstance(exc, SubmissionError) else f"{type(exc).__name__}: {exc}"
+        return None, Skipped(student, str(path), _printable(reason), past)
+    return fingerprint(student, str(path), past, submission.files, boilerplate, base), None
+
+
+def _lines_of(item: Fingerprinted) -> dict[str, list[str]]:
+    return {name: text[:MAX_SOURCE_CHARS].splitlines() for name, text in item.files.items()}
