@@ -26,6 +26,7 @@ reader as grading (zip bombs, links, notebooks), and only tokenised.
 """
 from __future__ import annotations
 
+import builtins
 import hashlib
 import io
 import json
@@ -42,12 +43,12 @@ from grader.course import Assignment
 from grader.errors import UnusableInput
 from grader.formats.escaping import _printable
 
-K = 5  # tokens per k-gram
+K = 8  # tokens per k-gram
 WINDOW = 4  # winnowing window (in k-grams); WINDOW <= K keeps the covered stretches of an exact copy contiguous
 MIN_RUN = 20  # tokens: a matched stretch shorter than this is what any correct solution may share
 FLOOR = 80  # tokens: containment is over at least this many, so a student who wrote little cannot score 1.0
 MIN_WRITTEN = MIN_RUN  # distinctive written tokens below this: "nothing (or too little) written", not compared
-DEFAULT_THRESHOLD = 0.6  # measured on tests/similarity_corpus.py: see bench/similarity.py and the README
+DEFAULT_THRESHOLD = 0.55  # measured on tests/similarity_corpus.py: see bench/similarity.py and the README
 DEFAULT_COMMON = 0.5  # a fingerprint in more than this share of the submissions is common code
 MIN_COMMON = 10  # ... and in more than this many (MOSS's -m default): in a small class nothing is "common"
 MAX_SOURCE_CHARS = 200_000  # of one file; the rest is not compared (real files are a few KiB)
@@ -59,6 +60,7 @@ _FALLBACK_TOKEN = re.compile(r"""#[^\n]*|[rbuf]*(?:'''[\s\S]*?'''|\"\"\"[\s\S]*?
 _DROP = {tokenize.COMMENT, tokenize.NL, tokenize.INDENT, tokenize.DEDENT, tokenize.ENCODING, tokenize.ENDMARKER}
 _STRING_PARTS = {getattr(tokenize, n) for n in ("FSTRING_MIDDLE", "FSTRING_END") if hasattr(tokenize, n)}
 _FSTRING_START = getattr(tokenize, "FSTRING_START", -1)
+_BUILTINS = frozenset(name for name in dir(builtins) if not name.startswith("_"))
 
 
 class SimilarityError(UnusableInput):
@@ -81,7 +83,8 @@ class Fingerprinted:
     source: str
     past: bool
     tokens: list[Token] = field(default_factory=list)
-    fingerprints: dict[int, list[int]] = field(default_factory=dict)
+    grams: dict[int, list[int]] = field(default_factory=dict)  # every kept k-gram: hash -> start positions
+    fingerprints: set[int] = field(default_factory=set)  # the winnowed ones, for finding candidate pairs
     weight: int = 0  # distinctive written tokens: in self-covered stretches of at least MIN_RUN
     written: int = 0  # the same before common code is removed: under MIN_WRITTEN, "nothing written"
     fallback: list[str] = field(default_factory=list)  # files read with the fallback tokeniser
@@ -155,9 +158,15 @@ NEAR_SHOWN = 10
 
 # --- tokens ----------------------------------------------------------------------------------------------------
 
+def _name(text: str, previous: str) -> str:
+    """An identifier's token: keywords, builtins and attribute names (`.grad`, `.append`: the API, which renaming
+    cannot change without breaking it) stay themselves; every other name is "V"."""
+    return text if keyword.iskeyword(text) or text in _BUILTINS or previous == "." else "V"
+
+
 def _kind(tok_type: int, text: str) -> str | None:
     if tok_type == tokenize.NAME:
-        return text if keyword.iskeyword(text) else "V"
+        return text
     if tok_type == tokenize.NUMBER:
         return "N"
     if tok_type == tokenize.STRING or tok_type == _FSTRING_START:
@@ -169,10 +178,11 @@ def _kind(tok_type: int, text: str) -> str | None:
     return None
 
 
-def _python_tokens(source: str) -> Iterator[tuple[str, int]]:
+def _python_tokens(source: str) -> Iterator[tuple[str, int, str]]:
     """(normalised token, line) of `source` by `tokenize`; docstrings (a string alone as a statement) and the
     inside of f-strings are dropped. Raises tokenize.TokenError, SyntaxError on what it cannot read."""
-    pending: tuple[str, int] | None = None  # a string that may be a docstring
+    pending: tuple[str, int, str] | None = None  # a string that may be a docstring
+    previous = ""
     statement_start = True
     in_fstring = 0
     for tok in tokenize.generate_tokens(io.StringIO(source).readline):
@@ -189,37 +199,44 @@ def _python_tokens(source: str) -> Iterator[tuple[str, int]]:
         kind = _kind(tok.type, tok.string)
         if kind is None:
             continue
+        if tok.type == tokenize.NAME:
+            kind = _name(kind, previous)
+        previous = kind
         if pending is not None:
             if kind != ";":
                 yield pending
             pending = None
         if kind == "S" and statement_start:
-            pending = ("S", tok.start[0])
+            pending = ("S", tok.start[0], tok.string)
             statement_start = False
             continue
         statement_start = kind in (";", ":") or tok.string == ";"
-        yield kind, tok.start[0]
+        yield kind, tok.start[0], tok.string
 
 
-def _fallback_tokens(source: str) -> Iterator[tuple[str, int]]:
+def _fallback_tokens(source: str) -> Iterator[tuple[str, int, str]]:
     """For a file `tokenize` cannot read (an unclosed bracket or string): the same classes, by regular expression."""
+    previous = ""
     for match in _FALLBACK_TOKEN.finditer(source):
         text = match.group()
         line = source.count("\n", 0, match.start()) + 1
         if text.startswith("#"):
             continue
         if text[0] in "'\"" or (text[0] in "rbufRBUF" and len(text) > 1 and text[-1] in "'\""):
-            yield "S", line
+            kind = "S"
         elif text[0].isdigit():
-            yield "N", line
+            kind = "N"
         elif text[0].isalpha() or text[0] == "_":
-            yield (text if keyword.iskeyword(text) else "V"), line
+            kind = _name(text, previous)
         else:
-            yield text, line
+            kind = text
+        previous = kind
+        yield kind, line, text
 
 
-def tokens_of(source: str) -> tuple[list[tuple[str, int]], bool]:
-    """The normalised tokens of `source` with their lines, and whether the fallback tokeniser read it."""
+def tokens_of(source: str) -> tuple[list[tuple[str, int, str]], bool]:
+    """The normalised tokens of `source` with their lines and own text, and whether the fallback tokeniser read
+    it."""
     source = source[:MAX_SOURCE_CHARS]
     try:
         return list(_python_tokens(source)), False
@@ -256,16 +273,24 @@ def winnow(grams: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return [chosen[i] for i in sorted(chosen)]
 
 
-def material_lines_and_grams(assignment: Assignment) -> tuple[set[str], set[int]]:
-    """What every student is given: the stripped lines and the k-gram hashes of the skeletons, the given files,
-    the notebook's code (cells and ```python blocks of the notes) and the READMEs' code blocks."""
+def _line_keys(found: list[tuple[str, int, str]]) -> dict[int, str]:
+    """Each line's code as its tokens' own text, one space apart: the same whatever the spacing and comments."""
+    parts: dict[int, list[str]] = defaultdict(list)
+    for _, line, text in found:
+        parts[line].append(text)
+    return {line: " ".join(texts) for line, texts in parts.items()}
+
+
+def course_material(assignment: Assignment) -> list[str]:
+    """The code every student is given: the skeletons and given files, the notebook's code (its cells and the
+    ```python blocks of its notes) and the READMEs' code blocks (notebook magics left out)."""
     folder = assignment.folder
     texts: list[str] = []
     for name in assignment.files + assignment.given:
         path = folder / name
         if path.is_file():
             texts.append(path.read_text(encoding="utf-8", errors="replace"))
-    for notebook in folder.glob("*.ipynb"):
+    for notebook in sorted(folder.glob("*.ipynb")):
         try:
             cells = json.loads(notebook.read_text(encoding="utf-8")).get("cells", [])
         except (OSError, ValueError, AttributeError):
@@ -274,43 +299,52 @@ def material_lines_and_grams(assignment: Assignment) -> tuple[set[str], set[int]
             source = cell.get("source", "") if isinstance(cell, dict) else ""
             source = "".join(source) if isinstance(source, list) else str(source)
             texts.extend(_CODE_BLOCK.findall(source) if cell.get("cell_type") == "markdown" else [source])
-    for readme in folder.glob("README*.md"):
+    for readme in sorted(folder.glob("README*.md")):
         texts.extend(_CODE_BLOCK.findall(readme.read_text(encoding="utf-8", errors="replace")))
-    lines = {line.strip() for text in texts for line in text.splitlines() if line.strip()}
-    grams: set[int] = set()
-    for text in texts:
-        found, _ = tokens_of("\n".join(ln for ln in text.splitlines() if not ln.lstrip().startswith(("%", "!"))))
-        grams.update(h for h, _ in kgrams([Token(kind, "", line, 0) for kind, line in found]))
-    return lines, grams
+    return ["\n".join(ln for ln in text.splitlines() if not ln.lstrip().startswith(("%", "!"))) for text in texts]
 
 
-def written_tokens(files: dict[str, str], boilerplate: set[str]) -> tuple[list[Token], list[str]]:
-    """The tokens of the lines a student wrote (not lines of the course material), segment by segment."""
+@dataclass(frozen=True)
+class Boilerplate:
+    """The course material's lines (as _line_keys) and k-gram hashes: never the student's own."""
+
+    lines: frozenset[str]
+    grams: frozenset[int]
+
+    @classmethod
+    def of(cls, texts: Iterable[str]) -> Boilerplate:
+        lines: set[str] = set()
+        grams: set[int] = set()
+        for text in texts:
+            found, _ = tokens_of(text)
+            lines.update(_line_keys(found).values())
+            grams.update(h for h, _ in kgrams([Token(kind, "", line, 0) for kind, line, _ in found]))
+        return cls(frozenset(lines), frozenset(grams))
+
+
+def written_tokens(files: dict[str, str], boilerplate: Boilerplate) -> tuple[list[Token], list[str]]:
+    """The tokens of the lines a student wrote (lines that are not lines of the course material, whatever their
+    spacing and comments), in segments: runs of written lines with nothing but blank lines, comments and
+    docstrings between them."""
     tokens: list[Token] = []
     fallback = []
     segment = 0
     for name in sorted(files):
-        lines = files[name][:MAX_SOURCE_CHARS].splitlines()
-        written = {number for number, line in enumerate(lines, start=1)
-                   if line.strip() and line.strip() not in boilerplate}
         found, used_fallback = tokens_of(files[name])
         if used_fallback:
             fallback.append(name)
-        previous = None
-        for kind, line in found:
-            if line not in written:
+        keys = _line_keys(found)
+        inside = False
+        for kind, line, _ in found:
+            if keys[line] in boilerplate.lines:
+                inside = False
                 continue
-            if previous is None or not _same_segment(previous, line, written, lines):
+            if not inside:
                 segment += 1
+                inside = True
             tokens.append(Token(kind, name, line, segment))
-            previous = line
+        segment += 1  # never across files
     return tokens, fallback
-
-
-def _same_segment(previous: int, line: int, written: set[int], lines: list[str]) -> bool:
-    """Lines `previous` < `line` are one segment when only blank or comment lines lie between them."""
-    return all(n in written or not lines[n - 1].strip() or lines[n - 1].lstrip().startswith("#")
-               for n in range(previous + 1, line))
 
 
 def _stretches(covered: list[bool], tokens: list[Token]) -> list[tuple[int, int]]:
@@ -338,24 +372,26 @@ def _coverage(length: int, starts: Iterable[int]) -> list[bool]:
 
 # --- the class ---------------------------------------------------------------------------------------------------
 
-def fingerprint(student: str, source: str, past: bool, files: dict[str, str], boilerplate: set[str],
-                base: set[int]) -> Fingerprinted:
+def fingerprint(student: str, source: str, past: bool, files: dict[str, str], boilerplate: Boilerplate
+                ) -> Fingerprinted:
+    """A submission's written tokens and its winnowed fingerprints, those of the course material left out."""
     tokens, fallback = written_tokens(files, boilerplate)
-    prints: dict[int, list[int]] = defaultdict(list)
-    for h, start in winnow(kgrams(tokens)):
-        if h not in base:
-            prints[h].append(start)
-    return Fingerprinted(student, source, past, tokens, dict(prints), fallback=fallback, files=files)
+    grams: dict[int, list[int]] = defaultdict(list)
+    every = [(h, start) for h, start in kgrams(tokens) if h not in boilerplate.grams]
+    for h, start in every:
+        grams[h].append(start)
+    chosen = {h for h, _ in winnow(every)}
+    return Fingerprinted(student, source, past, tokens, dict(grams), chosen, fallback=fallback, files=files)
 
 
 def _weigh(item: Fingerprinted) -> None:
-    own = _coverage(len(item.tokens), (s for starts in item.fingerprints.values() for s in starts))
+    own = _coverage(len(item.tokens), (s for starts in item.grams.values() for s in starts))
     item.weight = sum(end - start for start, end in _stretches(own, item.tokens))
 
 
 def _contained(x: Fingerprinted, shared: set[int]) -> list[tuple[int, int]]:
-    """x's stretches of at least MIN_RUN tokens covered by the shared fingerprints."""
-    covered = _coverage(len(x.tokens), (s for h in shared for s in x.fingerprints[h]))
+    """x's stretches of at least MIN_RUN tokens covered by the shared k-grams."""
+    covered = _coverage(len(x.tokens), (s for h in shared for s in x.grams[h]))
     return _stretches(covered, x.tokens)
 
 
@@ -381,8 +417,8 @@ def _region(x: Fingerprinted, y: Fingerprinted, run: tuple[int, int], shared: se
     start, end = run
     hits: list[int] = []
     for h in shared:
-        if any(start <= s < end for s in x.fingerprints[h]):
-            hits.extend(y.fingerprints[h])
+        if any(start <= s < end for s in x.grams[h]):
+            hits.extend(y.grams[h])
     by_segment = Counter(y.tokens[i].segment for i in hits)
     segment = by_segment.most_common(1)[0][0] if by_segment else y.tokens[0].segment if y.tokens else 0
     places = [i for i in hits if y.tokens[i].segment == segment]
@@ -414,36 +450,35 @@ def clusters_of(pairs: list[Pair]) -> list[list[str]]:
 
 
 def compare(items: list[Fingerprinted], threshold: float, common: float) -> tuple[list[Pair], list[Pair]]:
-    """Every pair above the threshold (and the closest below it), found through an inverted index of the kept
-    fingerprints; past-vs-past pairs are not compared."""
+    """Every pair at or above the threshold (and the closest below it). Candidates are the pairs that share a
+    winnowed fingerprint (an inverted index), checked on all their k-grams; common k-grams are dropped first;
+    past-vs-past pairs are not compared."""
+    frequency: Counter[int] = Counter(h for item in items for h in item.grams)
+    limit = max(common * len(items), MIN_COMMON)
+    frequent = {h for h, count in frequency.items() if count > limit}
     postings: dict[int, list[int]] = defaultdict(list)
     for number, item in enumerate(items):
-        for h in item.fingerprints:
-            postings[h].append(number)
-    limit = max(common * len(items), MIN_COMMON)
-    frequent = {h for h, who in postings.items() if len(who) > limit}
-    for item in items:
         _weigh(item)
         item.written = item.weight
-        for h in frequent & item.fingerprints.keys():
-            del item.fingerprints[h]
+        for h in frequent & item.grams.keys():
+            del item.grams[h]
+        item.fingerprints -= frequent
         _weigh(item)
-    shared: dict[tuple[int, int], list[int]] = defaultdict(list)
-    for h, who in postings.items():
-        if h in frequent:
-            continue
+        for h in item.fingerprints:
+            postings[h].append(number)
+    candidates: set[tuple[int, int]] = set()
+    for who in postings.values():
         for i, x in enumerate(who):
-            for y in who[i + 1:]:
-                if not (items[x].past and items[y].past) and items[x].weight and items[y].weight:
-                    shared[(x, y)].append(h)
+            candidates.update((x, y) for y in who[i + 1:] if not (items[x].past and items[y].past))
     pairs: list[Pair] = []
-    for (x, y), hashes in shared.items():
+    for x, y in candidates:
         a, b = (items[x], items[y]) if not items[x].past else (items[y], items[x])
-        # at most K tokens covered per shared fingerprint: skip pairs that cannot get near the threshold
-        bound = len(hashes) * K / max(min(a.weight, b.weight), FLOOR)
-        if bound < threshold / 2:
+        if not (a.weight and b.weight):
             continue
-        pair = compare_pair(a, b, set(hashes))
+        shared = a.grams.keys() & b.grams.keys()
+        if len(shared) + K - 1 < MIN_RUN:  # not even one stretch long enough
+            continue
+        pair = compare_pair(a, b, shared)
         if pair.similarity > 0:
             pairs.append(pair)
     pairs.sort(key=lambda p: (-p.similarity, p.a, p.b))
@@ -463,7 +498,7 @@ def compare_class(folder: Path, assignment: Assignment, *, past: Iterable[Path] 
     if not 0.0 < common <= 1.0:
         raise SimilarityError(f"common {common:g} is not a share above 0 and at most 1")
     started = time.perf_counter()
-    boilerplate, base = material_lines_and_grams(assignment)
+    boilerplate = Boilerplate.of(course_material(assignment))
     sources: list[tuple[str, Path, bool]] = []
     try:
         sources += [(e.student, e.path, False) for e in discover(folder)]
@@ -477,7 +512,7 @@ def compare_class(folder: Path, assignment: Assignment, *, past: Iterable[Path] 
         if student in seen:  # the same past folder given twice
             continue
         seen.add(student)
-        item, problem = _read(student, path, is_past, assignment, boilerplate, base)
+        item, problem = _read(student, path, is_past, assignment, boilerplate)
         if problem is not None:
             skipped.append(problem)
             continue
@@ -498,8 +533,8 @@ def compare_class(folder: Path, assignment: Assignment, *, past: Iterable[Path] 
     return result
 
 
-def _read(student: str, path: Path, past: bool, assignment: Assignment, boilerplate: set[str],
-          base: set[int]) -> tuple[Fingerprinted | None, Skipped | None]:
+def _read(student: str, path: Path, past: bool, assignment: Assignment, boilerplate: Boilerplate
+          ) -> tuple[Fingerprinted | None, Skipped | None]:
     from grader.submission import SubmissionError, load_submission
 
     try:
@@ -507,7 +542,7 @@ def _read(student: str, path: Path, past: bool, assignment: Assignment, boilerpl
     except (SubmissionError, OSError, UnicodeError) as exc:
         reason = exc.one_line() if isinstance(exc, SubmissionError) else f"{type(exc).__name__}: {exc}"
         return None, Skipped(student, str(path), _printable(reason), past)
-    return fingerprint(student, str(path), past, submission.files, boilerplate, base), None
+    return fingerprint(student, str(path), past, submission.files, boilerplate), None
 
 
 def _lines_of(item: Fingerprinted) -> dict[str, list[str]]:
