@@ -547,3 +547,53 @@ def _read(student: str, path: Path, past: bool, assignment: Assignment, boilerpl
 
 def _lines_of(item: Fingerprinted) -> dict[str, list[str]]:
     return {name: text[:MAX_SOURCE_CHARS].splitlines() for name, text in item.files.items()}
+
+
+# --- outputs -----------------------------------------------------------------------------------------------------
+
+MAX_LINES_SHOWN = 80  # of one side of a matched region
+
+
+def similarity_json(result: SimilarityResult) -> str:
+    """pairs.json: validated against grader/schemas/similarity.schema.json (a SimilarityError if it is not)."""
+    data = result.to_dict()
+    validate_similarity(data)
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def validate_similarity(data: dict) -> None:
+    import jsonschema
+
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(data))
+    if error is not None:
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path) or "."
+        raise SimilarityError(f"similarity JSON {where}: {error.message}")
+
+
+def similarity_page(result: SimilarityResult) -> str:
+    """The self-contained page: pairs ranked, groups, each pair's matched regions side by side (all escaped)."""
+    from grader.pages import _css, _page
+
+    def lines(student: str, file: str, span: list[int]) -> tuple[list[str], int]:
+        text = result.files.get(student, {}).get(file, [])
+        first, last = max(span[0], 1), min(span[1], span[0] + MAX_LINES_SHOWN - 1)
+        return text[first - 1:last], first
+
+    data = result.to_dict()
+    sides = [[(m, lines(p["a"], m["a_file"], m["a_lines"]), lines(p["b"], m["b_file"], m["b_lines"]))
+              for m in p["matches"]] for p in data["pairs"]]
+    return _page("similarity.html.j2", f"{result.assignment} · similarity", "en",
+                 _css("base.css", "feedback.css", "similarity.css"), data=data, sides=sides,
+                 past=result.past_students, min_common=MIN_COMMON)
+
+
+def write_outputs(result: SimilarityResult, html: Path | None, json_path: Path | None) -> None:
+    """Write the page and pairs.json (each atomically); the JSON is validated first."""
+    from grader.formats import write_text_atomic
+
+    text = similarity_json(result) if json_path is not None else None
+    if html is not None:
+        write_text_atomic(html, similarity_page(result))
+    if json_path is not None and text is not None:
+        write_text_atomic(json_path, text)
