@@ -21,7 +21,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 from urllib.parse import quote
 
 from grader.course import Assignment
@@ -33,6 +33,9 @@ from grader.runner import GradingError, pytest_on_hidden_tests, scoring_problems
 from grader.sandbox import SandboxError, check_isolation
 from grader.scoring import error_report, rescore, stored_outcomes
 from grader.submission import Submission, SubmissionError, aware, load_submission, parse_time, read_stamp, stamp_path
+
+if TYPE_CHECKING:
+    from grader.similarity import SimilarityResult
 
 GRADESCOPE_METADATA = "submission_metadata.yml"
 TIMES_FILE = "times.csv"
@@ -229,6 +232,7 @@ class BatchResult:
     reports: dict[str, dict] = field(default_factory=dict)  # every student's report, graded or reused
     duration_s: float = 0.0
     not_graded: list[str] = field(default_factory=list)  # left without a report by a stop (Stop.request)
+    similarity: SimilarityResult | None = None  # with run_batch(similarity=True)
 
     @property
     def errored(self) -> list[str]:
@@ -262,7 +266,8 @@ class Stop:
 def run_batch(folder: Path, assignment: Assignment, out_dir: Path, *, jobs: int, resume: bool = False,
               lang: str = "en", only: list[str] | None = None, executor: Executor | None = None,
               progress: Progress | None = None, allow_weak_sandbox: bool = False,
-              stop: Stop | None = None, zone: tzinfo | None = None, roster: Path | None = None) -> BatchResult:
+              stop: Stop | None = None, zone: tzinfo | None = None, roster: Path | None = None,
+              similarity: bool = False) -> BatchResult:
     """Grade every submission in `folder` into `out_dir`; each report is written (atomically) as it arrives.
     Without filesystem isolation (bubblewrap) nobody is graded (WeakSandboxError) unless allow_weak_sandbox.
 
@@ -270,7 +275,9 @@ def run_batch(folder: Path, assignment: Assignment, out_dir: Path, *, jobs: int,
     A broken course or sandbox stops the batch with a BatchError or SandboxError: no one is blamed for it.
     `stop` ends the batch early (within about TICK_S, plus the workers' TERMINATE_GRACE_S at most): the class
     files are written for the reports there are, and BatchResult.not_graded lists the students without one.
-    The roster (`roster`) and FOLDER/adjustments.csv are read before anyone is graded (grader/gradebook.py)."""
+    The roster (`roster`) and FOLDER/adjustments.csv are read before anyone is graded (grader/gradebook.py).
+    With `similarity`, `grader similarity` runs on the folder at the end (unless stopped) and the dashboard links
+    its page (out_dir/similarity.html, out_dir/similarity.json)."""
     started = time.perf_counter()
     everyone = discover(folder, zone)
     unknown = sorted(set(only or ()) - {e.student for e in everyone})
@@ -326,7 +333,15 @@ def run_batch(folder: Path, assignment: Assignment, out_dir: Path, *, jobs: int,
                 class_reports[entry.student] = load_report(student_files(out_dir, entry.student)[0])
             except ReportError:
                 continue
-    write_class_outputs(assignment, out_dir, class_reports, result.duration_s, lang, staff)
+    similarity_link = None
+    if similarity and not stop.requested:
+        from grader.similarity import compare_class, write_outputs
+
+        result.similarity = compare_class(folder, assignment)
+        write_outputs(result.similarity, out_dir / "similarity.html", out_dir / "similarity.json")
+        similarity_link = "similarity.html"
+    write_class_outputs(assignment, out_dir, class_reports, result.duration_s, lang, staff,
+                        similarity_link=similarity_link)
     return result
 
 

@@ -279,9 +279,11 @@ def check(path: Path, assignment_name: str, course_dir: Path | None, lang: str, 
               "time zone (an IANA name, e.g. Asia/Shanghai). Without it such a time stops the batch.")
 @ROSTER
 @WEAK_SANDBOX
+@click.option("--similarity", "similarity", is_flag=True, help="Then run `grader similarity` on FOLDER: "
+              "OUT_DIR/similarity.html (linked from the dashboard) and OUT_DIR/similarity.json.")
 def batch(folder: Path, assignment_name: str, course_dir: Path | None, out_dir: Path, jobs: int | None,
           resume: bool, lang: str, only: tuple[str, ...], zone_name: str | None, roster: Path | None,
-          allow_weak_sandbox: bool) -> None:
+          allow_weak_sandbox: bool, similarity: bool) -> None:
     """Grade every submission in FOLDER in parallel and write a gradebook and a dashboard.
 
     FOLDER may hold <student>/ folders, <student>.zip, <student>.ipynb and a Gradescope export
@@ -316,7 +318,7 @@ def batch(folder: Path, assignment_name: str, course_dir: Path | None, out_dir: 
         with batch_signals(stop, finish):
             result = run_batch(folder, assignment, out_dir, jobs=jobs or default_jobs(), resume=resume, lang=lang,
                                only=list(only) or None, progress=progress, allow_weak_sandbox=allow_weak_sandbox,
-                               stop=stop, zone=time_zone(zone_name), roster=roster)
+                               stop=stop, zone=time_zone(zone_name), roster=roster, similarity=similarity)
     except SandboxError as exc:
         if isinstance(exc, WeakSandboxError):
             raise
@@ -325,6 +327,8 @@ def batch(folder: Path, assignment_name: str, course_dir: Path | None, out_dir: 
     click.echo(f"graded {len(result.graded)}, up to date {len(result.skipped)}, rescored {len(result.rescored)} "
                f"(points, late policy or times changed), in {result.duration_s:.1f} s "
                f"({rate:.1f}/s); gradebook: {out_dir / 'gradebook.csv'}, dashboard: {out_dir / 'index.html'}")
+    if result.similarity is not None:
+        click.echo(similarity_summary(result.similarity, out_dir / "similarity.html", out_dir / "similarity.json"))
     if result.errored:
         click.echo(f"not graded (error reports): {', '.join(result.errored)}", err=True)
     if result.not_graded:
@@ -421,6 +425,68 @@ class TerminalProgress:
         if not isinstance(latest, str):
             line += f"... waiting for {latest.student} ({latest.seconds:.0f} s)"
         click.echo(line + "\x1b[K" + ("\n" if done == total else ""), err=True, nl=False)  # \x1b[K: clear the rest
+
+
+@main.command()
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@ASSIGNMENT
+@COURSE
+@click.option("--out", "html", type=click.Path(dir_okay=False, path_type=Path), default=Path("similarity.html"),
+              show_default=True, help="The page: pairs ranked, groups of three or more, matched regions side by side.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the pairs as JSON here (pairs, clusters, who was not compared; "
+              "grader/schemas/similarity.schema.json).")
+@click.option("--threshold", type=float, default=None, metavar="T",
+              help="List pairs whose similarity (0 to 1) is at least T. [default: 0.55, measured: see the README]")
+@click.option("--common", type=float, default=None, metavar="SHARE",
+              help="Code found in more than this share of the submissions (and in more than 10) is common code, "
+              "not evidence, like MOSS's -m. [default: 0.5]")
+@click.option("--past", "past", multiple=True, type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="A past term's class folder, compared with this class (not with itself); repeatable.")
+def similarity(folder: Path, assignment_name: str | None, course_dir: Path | None, html: Path,
+               json_path: Path | None, threshold: float | None, common: float | None, past: tuple[Path, ...]) -> None:
+    """Find pairs of students in FOLDER whose own code is alike: copied solutions, not the shared skeleton.
+
+    FOLDER is a class folder in any layout `grader batch` reads. Only what students wrote counts: lines of the
+    course material (skeletons, given files, the code of the notebook and READMEs) are left out, and so is code
+    most of the class shares (--common). Submissions are compared on normalised tokens (identifiers, literals,
+    comments, spacing and the order of functions do not matter), never run. Students who wrote too little of their
+    own to compare (the untouched skeleton) are listed as such, not as copies; unreadable submissions are listed
+    with the reason. Exit status: 0 when the outputs are written (whatever they find), 2 for an unusable FOLDER,
+    --past folder, assignment or option.
+    """
+    from grader.similarity import DEFAULT_COMMON, DEFAULT_THRESHOLD, compare_class, write_outputs
+
+    threshold = DEFAULT_THRESHOLD if threshold is None else threshold
+    common = DEFAULT_COMMON if common is None else common
+    if not 0.0 <= threshold <= 1.0:
+        raise InputError(f"--threshold {threshold:g}: not between 0 and 1")
+    if not 0.0 < common <= 1.0:
+        raise InputError(f"--common {common:g}: not a share above 0 and at most 1")
+    require_folder_of(html)
+    require_folder_of(json_path)
+    for extra in past:
+        if not extra.is_dir():
+            raise InputError(f"--past {extra}: not a folder")
+    assignment = load_assignment(course_dir, assignment_name, submission=folder)
+    result = compare_class(folder, assignment, past=list(past), threshold=threshold, common=common)
+    write_outputs(result, html, json_path)
+    click.echo(similarity_summary(result, html, json_path))
+
+
+def similarity_summary(result, html: Path | None, json_path: Path | None) -> str:
+    """What `grader similarity` (and `grader batch --similarity`) prints: the counts, the top pairs, the files."""
+    lines = [f"compared {len(result.compared)} submissions in {result.duration_s:.1f} s: {len(result.pairs)} pair(s) "
+             f"at or above {result.threshold:g}, {len(result.clusters)} group(s) of three or more"]
+    lines += [f"  {p.similarity:.2f}  {p.a}  {p.b}{' (past term)' if p.past else ''}" for p in result.pairs[:10]]
+    if len(result.pairs) > 10:
+        lines.append(f"  ... and {len(result.pairs) - 10} more")
+    if result.nothing_written:
+        lines.append(f"too little of their own code to compare: {', '.join(result.nothing_written)}")
+    if result.skipped:
+        lines.append(f"not read: {'; '.join(f'{s.student}: {s.reason}' for s in result.skipped)}")
+    lines.append("written: " + ", ".join(str(p) for p in (html, json_path) if p is not None))
+    return "\n".join(lines)
 
 
 @main.command()

@@ -481,9 +481,11 @@ def _rewrite(out_dir: Path, report: dict, assignment: Assignment) -> None:
 
 
 def write_class_outputs(assignment: Assignment, out_dir: Path, by_student: dict[str, dict], duration_s: float,
-                        lang: str, staff: StaffFiles = StaffFiles()) -> dict[str, dict]:
+                        lang: str, staff: StaffFiles = StaffFiles(), similarity_link: str | None = None
+                        ) -> dict[str, dict]:
     """Apply the adjustments (rewriting the reports and pages they change), then write gradebook.csv,
-    summary.json, index.html and a page per test that someone failed. Returns the reports as adjusted."""
+    summary.json, index.html (linking `similarity_link`, `grader batch --similarity`'s page, when given) and a
+    page per test that someone failed. Returns the reports as adjusted."""
     from grader.pages import dashboard, failing_page
 
     reports = {}
@@ -508,5 +510,5 @@ def write_class_outputs(assignment: Assignment, out_dir: Path, by_student: dict[
     links = {r["student"]: {"report": f"{STUDENTS_DIR}/{r['student']}.json",
                             "feedback": f"{STUDENTS_DIR}/{r['student']}.html"} for r in ordered}
     write_text_atomic(out_dir / "index.html", dashboard(ordered, links, lang, title=assignment.title,
-                                                       failing_links=failing_links))
+                                                       failing_links=failing_links, similarity_link=similarity_link))
     return reports

@@ -323,11 +323,12 @@ class _Errored:
 
 
 def dashboard(reports: list[dict], links: dict[str, dict[str, str]], lang: str = "en", title: str = "",
-              failing_links: dict[str, str] | None = None) -> str:
+              failing_links: dict[str, str] | None = None, similarity_link: str | None = None) -> str:
     """The class at a glance: size, mean and median, a histogram, per-test pass rates and most frequent feedback,
     who could not be graded and why, and every student with links to their report and feedback page.
     `links`: student -> {"report": "alice.json", "feedback": "alice.html"} (relative hrefs; either may be absent);
-    `failing_links`: test name -> the page listing who did not pass it."""
+    `failing_links`: test name -> the page listing who did not pass it; `similarity_link`: `grader similarity`'s
+    page (grader batch --similarity), linked from the header when given."""
     labels = _labels(lang)
     finals = [final_score(r) for r in reports]
     max_score = max((r["max_score"] for r in reports), default=0.0)
@@ -340,6 +341,7 @@ def dashboard(reports: list[dict], links: dict[str, dict[str, str]], lang: str =
                  labels=labels, cards=_cards(reports, finals, max_score, labels), max_score=max_score,
                  histogram=_histogram(finals, max_score, labels), errored=sorted(errored.items()),
                  tests_shown=ERRORED_TESTS_SHOWN, stats=stats, failing_links=failing_links or {},
+                 similarity_link=similarity_link,
                  common=[(s, [(s.examples[key], count) for key, count in s.messages.most_common(TOP_MESSAGES)])
                          for s in stats if s.messages],
                  **_students(reports, links, errored, labels))

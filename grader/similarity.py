@@ -36,6 +36,7 @@ import time
 import tokenize
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import timezone
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -501,13 +502,16 @@ def compare_class(folder: Path, assignment: Assignment, *, past: Iterable[Path] 
     boilerplate = Boilerplate.of(course_material(assignment))
     sources: list[tuple[str, Path, bool]] = []
     try:
-        sources += [(e.student, e.path, False) for e in discover(folder)]
+        # times do not matter here: a time without a zone (which stops `grader batch`) is read as UTC
+        sources += [(e.student, e.path, False) for e in discover(folder, timezone.utc)]
         for extra in past:
-            sources += [(f"{extra.name}/{e.student}", e.path, True) for e in discover(extra)]
+            sources += [(f"{extra.name}/{e.student}", e.path, True) for e in discover(extra, timezone.utc)]
     except BatchError as exc:
         raise SimilarityError(str(exc)) from None
     seen: set[str] = set()
-    items, skipped, nothing, shown = [], [], [], {}
+    items: list[Fingerprinted] = []
+    skipped: list[Skipped] = []
+    shown: dict[str, Fingerprinted] = {}
     for student, path, is_past in sources:
         if student in seen:  # the same past folder given twice
             continue
@@ -520,10 +524,9 @@ def compare_class(folder: Path, assignment: Assignment, *, past: Iterable[Path] 
         items.append(item)
         shown[student] = item
     pairs, near = compare(items, threshold, common)
-    compared = []
-    for item in items:
-        (compared if item.written >= MIN_WRITTEN else nothing).append(item.student)
-    pairs = [p for p in pairs if p.a in compared and p.b in compared]
+    compared = [item.student for item in items if item.written >= MIN_WRITTEN]
+    nothing = [item.student for item in items if item.written < MIN_WRITTEN]
+    pairs, near = ([p for p in found if p.a not in nothing and p.b not in nothing] for found in (pairs, near))
     involved = {s for p in pairs + near for s in (p.a, p.b)}
     result = SimilarityResult(assignment.name, threshold, common, pairs, clusters_of(pairs), compared, nothing,
                               skipped, near, past_students={i.student for i in items if i.past})

@@ -57,12 +57,14 @@ self.grad = 1
 for node in order[::-1]:
     node._backward()""",
         "Module.zero_grad": "for p in self.parameters(): p.grad = 0",
-        "Neuron.__call__": "z = sum([w * v for w, v in zip(self.w, x)]) + self.b\nreturn z.relu() if self.nonlin else z",
+        "Neuron.__call__": "z = sum([w * v for w, v in zip(self.w, x)]) + self.b\n"
+                           "return z.relu() if self.nonlin else z",
         "Neuron.parameters": "return [*self.w, self.b]",
         "Layer.__call__": "res = list(map(lambda n: n(x), self.neurons))\nreturn res if len(res) > 1 else res[0]",
         "Layer.parameters": "return sum([n.parameters() for n in self.neurons], [])",
         "MLP.__init__": "dims = [nin, *nouts]\nn = len(nouts)\n"
-                        "self.layers = [Layer(a, b, nonlin=(k < n - 1)) for k, (a, b) in enumerate(zip(dims, dims[1:]))]",
+                        "self.layers = [Layer(a, b, nonlin=(k < n - 1))\n"
+                        "               for k, (a, b) in enumerate(zip(dims, dims[1:]))]",
         "MLP.__call__": "for l in self.layers: x = l(x)\nreturn x",
         "MLP.parameters": "return sum([l.parameters() for l in self.layers], [])",
         "mse_loss": "errs = [(a - b) * (a - b) for a, b in zip(ypred, ys)]\nreturn sum(errs) * (1.0 / len(errs))",
@@ -79,7 +81,8 @@ return hist""",
     # helpers: one accumulation helper used by every _backward, Kahn's algorithm with in-degrees for the order
     "chloe": {
         "Value.__add__: _backward": "_accumulate(self, out.grad)\n_accumulate(other, out.grad)",
-        "Value.__mul__: _backward": "_accumulate(self, other.data * out.grad)\n_accumulate(other, self.data * out.grad)",
+        "Value.__mul__: _backward": "_accumulate(self, other.data * out.grad)\n"
+                                    "_accumulate(other, self.data * out.grad)",
         "Value.__pow__: _backward": "derivative = other * self.data ** (other - 1)\n"
                                     "_accumulate(self, derivative * out.grad)",
         "Value.exp: _backward": "_accumulate(self, math.exp(min(self.data, 709.0)) * out.grad)",
@@ -119,7 +122,8 @@ if not self.nonlin:
     return total
 return total.relu()""",
         "Neuron.parameters": "result = list(self.w)\nresult.append(self.b)\nreturn result",
-        "Layer.__call__": "values = [neuron(x) for neuron in self.neurons]\nif len(values) == 1:\n    return values[0]\n"
+        "Layer.__call__": "values = [neuron(x) for neuron in self.neurons]\n"
+                          "if len(values) == 1:\n    return values[0]\n"
                           "return values",
         "Layer.parameters": "collected = []\nfor neuron in self.neurons:\n    collected += neuron.parameters()\n"
                             "return collected",
@@ -252,7 +256,8 @@ output = activation.relu() if self.nonlin else activation
 return output""",
         "Neuron.parameters": "weights = self.w\nbias = self.b\nreturn weights + [bias]",
         "Layer.__call__": "outputs = []\nfor neuron in self.neurons:\n    output = neuron(x)\n"
-                          "    outputs.append(output)\nsingle = len(outputs) == 1\nreturn outputs[0] if single else outputs",
+                          "    outputs.append(output)\nsingle = len(outputs) == 1\n"
+                          "return outputs[0] if single else outputs",
         "Layer.parameters": "all_params = []\nfor neuron in self.neurons:\n    neuron_params = neuron.parameters()\n"
                             "    all_params.extend(neuron_params)\nreturn all_params",
         "MLP.__init__": """\
@@ -467,7 +472,8 @@ def comments(files: dict[str, str]) -> dict[str, str]:
     out = {}
     for name, text in files.items():
         result = []
-        drop = {tok.start for tok in tokenize.generate_tokens(io.StringIO(text).readline) if tok.type == tokenize.COMMENT}
+        drop = {tok.start for tok in tokenize.generate_tokens(io.StringIO(text).readline)
+                if tok.type == tokenize.COMMENT}
         for number, line in enumerate(text.split("\n"), start=1):
             cut = next((col for row, col in drop if row == number), None)
             if cut is not None:
