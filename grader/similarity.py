@@ -86,6 +86,11 @@ class Fingerprinted:
     tokens: list[Token] = field(default_factory=list)
     grams: dict[int, list[int]] = field(default_factory=dict)  # every kept k-gram: hash -> start positions
     fingerprints: set[int] = field(default_factory=set)  # the winnowed ones, for finding candidate pairs
+    kgram_at: dict[int, int] = field(default_factory=dict)  # start position -> hash of the kept k-grams
+    # hash -> the tokens its k-grams cover, as bits of an int: token i is bit i + its segment number, so that a
+    # gap bit lies between segments and a run of bits never crosses one
+    masks: dict[int, int] = field(default_factory=dict)
+    token_at_bit: dict[int, int] = field(default_factory=dict)
     weight: int = 0  # distinctive written tokens: in self-covered stretches of at least MIN_RUN
     written: int = 0  # the same before common code is removed: under MIN_WRITTEN, "nothing written"
     fallback: list[str] = field(default_factory=list)  # files read with the fallback tokeniser
@@ -348,27 +353,25 @@ def written_tokens(files: dict[str, str], boilerplate: Boilerplate) -> tuple[lis
     return tokens, fallback
 
 
-def _stretches(covered: list[bool], tokens: list[Token]) -> list[tuple[int, int]]:
-    """[start, end) of each run of covered tokens inside one segment that is at least MIN_RUN long."""
-    runs = []
-    start = None
-    for i in range(len(covered) + 1):
-        inside = i < len(covered) and covered[i] and (start is None or tokens[i].segment == tokens[start].segment)
-        if start is not None and not inside:
-            if i - start >= MIN_RUN:
-                runs.append((start, i))
-            start = None
-        if i < len(covered) and covered[i] and start is None:
-            start = i
+def _long_runs(covered: int) -> int:
+    """The bits of `covered` that lie in runs of at least MIN_RUN consecutive set bits."""
+    starts, width = covered, 1
+    while width < MIN_RUN:  # starts: bits i such that bits i .. i + width - 1 are all set
+        step = min(width, MIN_RUN - width)
+        starts &= starts >> step
+        width += step
+    runs, width = starts, 1
+    while width < MIN_RUN:
+        step = min(width, MIN_RUN - width)
+        runs |= runs << step
+        width += step
     return runs
 
 
-def _coverage(length: int, starts: Iterable[int]) -> list[bool]:
-    covered = [False] * length
-    for start in starts:
-        for i in range(start, min(start + K, length)):
-            covered[i] = True
-    return covered
+def _stretches(item: Fingerprinted, runs: int) -> list[tuple[int, int]]:
+    """The runs of bits of `runs` as [start, end) token positions of `item`."""
+    bits = bin(runs)[2:][::-1]
+    return [(item.token_at_bit[m.start()], item.token_at_bit[m.end() - 1] + 1) for m in re.finditer("1+", bits)]
 
 
 # --- the class ---------------------------------------------------------------------------------------------------
@@ -382,32 +385,38 @@ def fingerprint(student: str, source: str, past: bool, files: dict[str, str], bo
     for h, start in every:
         grams[h].append(start)
     chosen = {h for h, _ in winnow(every)}
-    return Fingerprinted(student, source, past, tokens, dict(grams), chosen, fallback=fallback, files=files)
+    masks: dict[int, int] = defaultdict(int)
+    for h, start in every:
+        masks[h] |= ((1 << K) - 1) << (start + tokens[start].segment)
+    return Fingerprinted(student, source, past, tokens, dict(grams), chosen, {start: h for h, start in every},
+                         dict(masks), {i + t.segment: i for i, t in enumerate(tokens)}, fallback=fallback,
+                         files=files)
 
 
 def _weigh(item: Fingerprinted) -> None:
-    own = _coverage(len(item.tokens), (s for starts in item.grams.values() for s in starts))
-    item.weight = sum(end - start for start, end in _stretches(own, item.tokens))
+    item.weight = _contained(item, item.masks).bit_count()
 
 
-def _contained(x: Fingerprinted, shared: set[int]) -> list[tuple[int, int]]:
-    """x's stretches of at least MIN_RUN tokens covered by the shared k-grams."""
-    covered = _coverage(len(x.tokens), (s for h in shared for s in x.grams[h]))
-    return _stretches(covered, x.tokens)
+def _contained(x: Fingerprinted, shared: Iterable[int]) -> int:
+    """x's tokens in stretches of at least MIN_RUN covered by the shared k-grams (as bits)."""
+    covered = 0
+    for h in shared:
+        covered |= x.masks[h]
+    return _long_runs(covered)
 
 
-def compare_pair(a: Fingerprinted, b: Fingerprinted, shared: set[int]) -> Pair:
-    """Similarity of a and b over their shared fingerprints: the larger containment, and its matched regions."""
+def compare_pair(a: Fingerprinted, b: Fingerprinted, shared: set[int], regions: bool = True) -> Pair:
+    """Similarity of a and b over their shared k-grams: the larger containment, and (with `regions`) the matched
+    regions, measured on that side."""
     runs_a, runs_b = _contained(a, shared), _contained(b, shared)
-    tokens_a = sum(e - s for s, e in runs_a)
-    tokens_b = sum(e - s for s, e in runs_b)
+    tokens_a, tokens_b = runs_a.bit_count(), runs_b.bit_count()
     share_a = tokens_a / max(a.weight, FLOOR)
     share_b = tokens_b / max(b.weight, FLOOR)
     if share_a >= share_b:
-        matches = [_region(a, b, run, shared, flip=False) for run in runs_a]
+        matches = [_region(a, b, run, shared, flip=False) for run in _stretches(a, runs_a)] if regions else []
         similarity, matched = share_a, tokens_a
     else:
-        matches = [_region(b, a, run, shared, flip=True) for run in runs_b]
+        matches = [_region(b, a, run, shared, flip=True) for run in _stretches(b, runs_b)] if regions else []
         similarity, matched = share_b, tokens_b
     return Pair(a.student, b.student, min(1.0, similarity), matched, b.past,
                 tuple(sorted(matches, key=lambda m: (m.a_file, m.a_lines))))
@@ -417,11 +426,14 @@ def _region(x: Fingerprinted, y: Fingerprinted, run: tuple[int, int], shared: se
     """The lines of x's stretch `run`, and the lines of y where most of its fingerprints are."""
     start, end = run
     hits: list[int] = []
-    for h in shared:
-        if any(start <= s < end for s in x.grams[h]):
+    for position in range(start, end - K + 1):
+        h = x.kgram_at.get(position)
+        if h in shared:
             hits.extend(y.grams[h])
-    by_segment = Counter(y.tokens[i].segment for i in hits)
-    segment = by_segment.most_common(1)[0][0] if by_segment else y.tokens[0].segment if y.tokens else 0
+    by_segment: dict[int, int] = {}
+    for i in hits:
+        by_segment[y.tokens[i].segment] = by_segment.get(y.tokens[i].segment, 0) + 1
+    segment = max(by_segment, key=by_segment.__getitem__) if by_segment else -1
     places = [i for i in hits if y.tokens[i].segment == segment]
     y_lines = (y.tokens[min(places)].line, y.tokens[min(max(places) + K - 1, len(y.tokens) - 1)].line) \
         if places else (0, 0)
@@ -463,6 +475,7 @@ def compare(items: list[Fingerprinted], threshold: float, common: float) -> tupl
         item.written = item.weight
         for h in frequent & item.grams.keys():
             del item.grams[h]
+            del item.masks[h]
         item.fingerprints -= frequent
         _weigh(item)
         for h in item.fingerprints:
@@ -471,20 +484,20 @@ def compare(items: list[Fingerprinted], threshold: float, common: float) -> tupl
     for who in postings.values():
         for i, x in enumerate(who):
             candidates.update((x, y) for y in who[i + 1:] if not (items[x].past and items[y].past))
-    pairs: list[Pair] = []
+    scored: list[tuple[Pair, Fingerprinted, Fingerprinted, set[int]]] = []
     for x, y in candidates:
         a, b = (items[x], items[y]) if not items[x].past else (items[y], items[x])
         if not (a.weight and b.weight):
             continue
         shared = a.grams.keys() & b.grams.keys()
-        if len(shared) + K - 1 < MIN_RUN:  # not even one stretch long enough
+        if len(shared) < MIN_RUN - K + 1:  # too few k-grams for even one stretch of MIN_RUN tokens
             continue
-        pair = compare_pair(a, b, shared)
+        pair = compare_pair(a, b, shared, regions=False)
         if pair.similarity > 0:
-            pairs.append(pair)
-    pairs.sort(key=lambda p: (-p.similarity, p.a, p.b))
-    flagged = [p for p in pairs if p.similarity >= threshold]
-    near = [p for p in pairs if p.similarity < threshold][:NEAR_SHOWN]
+            scored.append((pair, a, b, shared))
+    scored.sort(key=lambda entry: (-entry[0].similarity, entry[0].a, entry[0].b))
+    flagged = [compare_pair(a, b, shared) for pair, a, b, shared in scored if pair.similarity >= threshold]
+    near = [compare_pair(a, b, shared) for pair, a, b, shared in scored if pair.similarity < threshold][:NEAR_SHOWN]
     return flagged, near
 
 
@@ -555,6 +568,7 @@ def _lines_of(item: Fingerprinted) -> dict[str, list[str]]:
 # --- outputs -----------------------------------------------------------------------------------------------------
 
 MAX_LINES_SHOWN = 80  # of one side of a matched region
+MAX_PAIRS_SHOWN = 200  # pairs whose regions the page shows side by side (pairs.json has every pair's)
 
 
 def similarity_json(result: SimilarityResult) -> str:
@@ -585,7 +599,7 @@ def similarity_page(result: SimilarityResult) -> str:
 
     data = result.to_dict()
     sides = [[(m, lines(p["a"], m["a_file"], m["a_lines"]), lines(p["b"], m["b_file"], m["b_lines"]))
-              for m in p["matches"]] for p in data["pairs"]]
+              for m in p["matches"]] for p in data["pairs"][:MAX_PAIRS_SHOWN]]
     return _page("similarity.html.j2", f"{result.assignment} · similarity", "en",
                  _css("base.css", "feedback.css", "similarity.css"), data=data, sides=sides,
                  past=result.past_students, min_common=MIN_COMMON)
