@@ -2,27 +2,31 @@
 
 What counts is what students wrote themselves:
 
-1. Boilerplate is dropped by line: a line of a submission whose text (stripped) is a line of the course's student
-   material (the skeletons in assignments/NAME/, the given files, the code in the notebook and the READMEs, where the
-   course notes show code) is not the student's. Lines are matched as a set, so moving functions around does not
-   turn skeleton code into written code. What is left, in runs of consecutive lines, are the written *segments*.
-2. Each segment is tokenised with `tokenize` (never run, never imported): every identifier becomes one token class,
-   every number and string another; comments, blank lines, indentation and docstrings are dropped. A file that
-   `tokenize` cannot read falls back to a plain regular-expression tokeniser.
-3. Fingerprints are hashes of k-grams of those tokens inside one segment, winnowed (Schleimer, Wilkerson and Aiken
-   2003, as MOSS does); the k-grams of the course material (normalised the same way), and those found in more than
-   a share of the class (`common`, like MOSS's -m), are removed.
+1. Boilerplate is dropped by line: a line of a submission whose code (its tokens, whatever the spacing and
+   comments) is a line of the course's student material (the skeletons in assignments/NAME/, the given files, the
+   code in the notebook and the READMEs, where the course notes show code) is not the student's. Lines are matched
+   as a set, so moving functions around does not turn skeleton code into written code. What is left, in runs of
+   written lines (nothing but blank lines, comments and docstrings between them), are the written *segments*.
+2. Each segment is tokenised with `tokenize` (never run, never imported): identifiers become one token class
+   (keywords, builtins and attribute names such as `.grad` stay: renaming those would break the API), numbers and
+   strings another each; comments, blank lines, indentation and docstrings are dropped. A file that `tokenize`
+   cannot read falls back to a plain regular-expression tokeniser.
+3. Fingerprints are hashes of the k-grams of those tokens inside one segment; the k-grams of the course material
+   (normalised the same way), and those found in more than a share of the class (`common`, like MOSS's -m), are
+   removed. Candidate pairs come from an inverted index of the winnowed fingerprints (Schleimer, Wilkerson and
+   Aiken 2003, as MOSS does), so a class of thousands compares only pairs that share something; each candidate is
+   then scored on all its shared k-grams.
 4. A pair's similarity is containment: the share of one student's distinctive written tokens (those in stretches
-   of at least MIN_RUN tokens covered by kept fingerprints) that the other's fingerprints cover in stretches of at
-   least MIN_RUN tokens, the larger of the two directions. A short line that any correct solution must contain
-   (`self.grad += (1 - t ** 2) * out.grad`) is below MIN_RUN, so twenty such lines never add up to a copy;
-   renaming, reordering, comments and whitespace change no fingerprint, and inserted dead code only adds tokens on
-   one side (containment takes the other). Students with too little written code to compare are listed, not
-   paired.
+   of at least MIN_RUN tokens covered by their kept k-grams, at least FLOOR of them) that the other's k-grams cover
+   in stretches of at least MIN_RUN tokens, the larger of the two directions. A short line that any correct
+   solution must contain (`self.grad += (1 - t ** 2) * out.grad`) is below MIN_RUN, so twenty such lines never add
+   up to a copy; renaming, reordering, comments and whitespace change no k-gram, and inserted dead code only adds
+   tokens on one side (containment takes the other). Students with too little written code to compare are listed,
+   not paired.
 
-Candidate pairs come from an inverted index of fingerprints, so a class of thousands compares only pairs that
-share something. Nothing of a submission is executed: it is read by `grader.submission.load_submission`, the same
-reader as grading (zip bombs, links, notebooks), and only tokenised.
+Nothing of a submission is executed: it is read by `grader.submission.load_submission`, the same reader as grading
+(zip bombs, links, notebooks), and only tokenised. The constants below were chosen on tests/similarity_corpus.py
+(bench/similarity.py prints the measurements; the README has them).
 """
 from __future__ import annotations
 
@@ -558,7 +562,11 @@ def _read(student: str, path: Path, past: bool, assignment: Assignment, boilerpl
     except (SubmissionError, OSError, UnicodeError) as exc:
         reason = exc.one_line() if isinstance(exc, SubmissionError) else f"{type(exc).__name__}: {exc}"
         return None, Skipped(student, str(path), _printable(reason), past)
-    return fingerprint(student, str(path), past, submission.files, boilerplate), None
+    try:
+        return fingerprint(student, str(path), past, submission.files, boilerplate), None
+    except (ValueError, RecursionError, MemoryError) as exc:  # a tokeniser's limit: this student only
+        return None, Skipped(student, str(path), _printable(f"cannot be tokenised: {type(exc).__name__}: {exc}"),
+                             past)
 
 
 def _lines_of(item: Fingerprinted) -> dict[str, list[str]]:
