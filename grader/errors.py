@@ -20,7 +20,8 @@ Exit codes of the `grader` command:
   made (`ExportError`); hidden tests without filesystem isolation (`WeakSandboxError`); a data folder, database
   or account that `grader serve` or `grader users` cannot use (`ServiceError`); a submission or token the
   grading service refuses (`grader submit`: `SubmissionRefused`); a regrade set that cannot be
-  started, applied or discarded (`grader regrade`: `RegradeRefused`). The grading service answers an upload it
+  started, applied or discarded (`grader regrade`: `RegradeRefused`); a class folder, past term's folder or
+  option that `grader similarity` cannot use (`SimilarityError`). The grading service answers an upload it
   refuses (`UploadRefused`, `OverLimit`) with HTTP 422 or 429 instead, and `RegradeRefused` with 422 or 409.
 - 130: interrupted by Ctrl-C (SIGINT). `batch` stops within about a second, writes the class files for the
   students graded so far and prints the command that finishes with `--resume`; a second Ctrl-C ends it at once.

@@ -144,9 +144,13 @@ def test_unreadable_submissions_are_listed_with_the_reason(tmp_path, assignment)
     (tmp_path / "broken.zip").write_bytes(b"not a zip")
     with zipfile.ZipFile(tmp_path / "empty.zip", "w") as archive:
         archive.writestr("notes.txt", "nothing here")
+    with zipfile.ZipFile(tmp_path / "zipped.zip", "w") as archive:  # a good zip is read like a folder
+        for name, text in corpus.transform(corpus.honest("alice"), "rename").items():
+            archive.writestr(f"zipped/{name}", text)
     result = compare_class(tmp_path, assignment)
     assert {s.student for s in result.skipped} == {"broken", "empty"}
     assert all(s.reason for s in result.skipped)
+    assert flagged(result) == {frozenset(("alice", "zipped"))}
 
 
 def test_student_code_is_never_run(tmp_path, assignment):
