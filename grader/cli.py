@@ -437,7 +437,9 @@ class TerminalProgress:
               help="Also write the pairs as JSON here (pairs, clusters, who was not compared; "
               "grader/schemas/similarity.schema.json).")
 @click.option("--threshold", type=float, default=None, metavar="T",
-              help="List pairs whose similarity (0 to 1) is at least T. [default: 0.55, measured: see the README]")
+              help="List pairs whose similarity is at least T: the share (0 to 1) of one student's own code, in "
+              "stretches of 20 tokens or more, found in the other's. [default: 0.55; copies measured 0.8 to 1, "
+              "independent solutions at most 0.33: see the README]")
 @click.option("--common", type=float, default=None, metavar="SHARE",
               help="Code found in more than this share of the submissions (and in more than 10) is common code, "
               "not evidence, like MOSS's -m. [default: 0.5]")

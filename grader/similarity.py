@@ -19,7 +19,7 @@ What counts is what students wrote themselves:
 4. A pair's similarity is containment: the share of one student's distinctive written tokens (those in stretches
    of at least MIN_RUN tokens covered by their kept k-grams, at least FLOOR of them) that the other's k-grams cover
    in stretches of at least MIN_RUN tokens, the larger of the two directions. A short line that any correct
-   solution must contain (`self.grad += (1 - t ** 2) * out.grad`) is below MIN_RUN, so twenty such lines never add
+   solution must contain (tanh's `self.grad += (1 - t**2) * out.grad`) is below MIN_RUN, so twenty such lines never add
    up to a copy; renaming, reordering, comments and whitespace change no k-gram, and inserted dead code only adds
    tokens on one side (containment takes the other). Students with too little written code to compare are listed,
    not paired.
@@ -533,9 +533,9 @@ def compare_class(folder: Path, assignment: Assignment, *, past: Iterable[Path] 
         if student in seen:  # the same past folder given twice
             continue
         seen.add(student)
-        item, problem = _read(student, path, is_past, assignment, boilerplate)
-        if problem is not None:
-            skipped.append(problem)
+        item, unread = _read(student, path, is_past, assignment, boilerplate)
+        if unread is not None:
+            skipped.append(unread)
             continue
         assert item is not None
         items.append(item)
