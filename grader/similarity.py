@@ -430,13 +430,13 @@ def _region(x: Fingerprinted, y: Fingerprinted, run: tuple[int, int], shared: se
     """The lines of x's stretch `run`, and the lines of y where most of its fingerprints are."""
     start, end = run
     hits: list[int] = []
+    by_segment: dict[int, float] = {}
     for position in range(start, end - K + 1):
         h = x.kgram_at.get(position)
         if h in shared:
             hits.extend(y.grams[h])
-    by_segment: dict[int, int] = {}
-    for i in hits:
-        by_segment[y.tokens[i].segment] = by_segment.get(y.tokens[i].segment, 0) + 1
+            for i in y.grams[h]:  # a k-gram found in one place of y says more than one found in many
+                by_segment[y.tokens[i].segment] = by_segment.get(y.tokens[i].segment, 0.0) + 1 / len(y.grams[h])
     segment = max(by_segment, key=by_segment.__getitem__) if by_segment else -1
     places = [i for i in hits if y.tokens[i].segment == segment]
     y_lines = (y.tokens[min(places)].line, y.tokens[min(max(places) + K - 1, len(y.tokens) - 1)].line) \
