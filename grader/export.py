@@ -43,7 +43,7 @@ DIST_NAME = "micrograd-grader"
 SKIPPED = {"_course", "__pycache__", ".pytest_cache", ".ipynb_checkpoints", ".DS_Store"}
 # Staff tools left out of the student grader whole: they work on the reference and the hidden tests only (and the
 # mutation operators' notes quote solution lines).
-STUDENT_OMIT = ("mutation.py", "selftest.py")
+STUDENT_OMIT = ("mutation.py", "selftest.py", "cluster.py", "cluster_worker.py", "workers.py")
 ZIP_DATE = (2000, 1, 1, 0, 0, 0)  # fixed timestamps: the same course gives the same bundle
 # Extras the exported grader keeps: students install `grader-src[notebook]` to work in the notebook.
 EXPORTED_EXTRAS = ("notebook",)
