@@ -5,6 +5,7 @@ The cluster (tests/dask_cluster.py) is a LocalCluster of worker processes in a p
 runs as `python -m grader` with a timeout, and every wait is bounded.
 """
 import csv
+import io
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ import pytest
 from grader.cluster import pack_course
 from grader.sandbox import SandboxError, check_isolation
 from test_batch import assignment, copy_sample, mixed_class  # noqa: F401 - fixtures
+from test_service import Server, users
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 180
@@ -202,3 +205,23 @@ def test_a_scheduler_that_cannot_be_used_is_one_line_and_no_one_is_graded(tmp_pa
                     "--scheduler", address)
     assert (result.returncode, result.stderr) == (2 if address.startswith("foo") else 1, error)
     assert not (tmp_path / "out").exists()
+
+
+def test_the_service_on_a_cluster_grades_an_upload_whose_worker_died_on_another_worker(dask_cluster, tmp_path):
+    data = tmp_path / "data"
+    tokens = users(data, None, ["yan"])
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as files:
+        for module in sorted(slow_submission(tmp_path / "yan").glob("*.py")):
+            files.write(module, module.name)
+    server = Server(data, None, jobs=2, scheduler=dask_cluster.address)
+    try:
+        status, reply = server.upload(tokens["yan"], archive.getvalue())
+        assert status == 202, reply
+        killed = kill_busy_worker(dask_cluster, spare=set())
+        got = wait_for(lambda: (s := server.request(f"/api/v1/submissions/{reply['id']}", tokens["yan"])[1])
+                       ["status"] in ("graded", "error") and s, timeout=TIMEOUT)
+    finally:
+        server.stop()
+    assert (got["status"], got["score"], got["attempt"]) == ("graded", 100.0, 1)  # one job, graded once
+    assert got["report"]["cluster"]["retried_because"] == f"the worker {killed} died while grading it"
