@@ -51,7 +51,8 @@ def main() -> None:
     for workers in (1, 2):
         local, dask = rate[("local", workers)], rate[("dask", workers)]
         print(f"{workers:<8}{local:>11.2f} /s{dask:>11.2f} /s   {dask / local:.2f}x")
-    print(f"{'2 / 1':<8}{rate[('local', 2)] / rate[('local', 1)]:>12.2f}x{rate[('dask', 2)] / rate[('dask', 1)]:>12.2f}x")
+    local_scaling, dask_scaling = rate[("local", 2)] / rate[("local", 1)], rate[("dask", 2)] / rate[("dask", 1)]
+    print(f"{'2 / 1':<8}{local_scaling:>12.2f}x{dask_scaling:>12.2f}x")
 
 
 if __name__ == "__main__":

@@ -12,27 +12,18 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from grader.cluster import pack_course
-from grader.sandbox import SandboxError, check_isolation
 from test_batch import assignment, copy_sample, mixed_class  # noqa: F401 - fixtures
-from test_service import Server, users
+from test_batch_interrupts import bwrap_works
+from test_service import Server, users, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 180
-
-
-def bwrap_works() -> bool:
-    try:
-        check_isolation(False)
-    except SandboxError:
-        return False
-    return True
 
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not bwrap_works(), reason="grading needs bubblewrap")]
@@ -61,16 +52,6 @@ def slow_submission(folder: Path) -> Path:
     for module in folder.glob("*.py"):
         module.write_text("import time\ntime.sleep(1.5)\n" + module.read_text(encoding="utf-8"), encoding="utf-8")
     return folder
-
-
-def wait_for(condition, timeout: float = 60.0, every: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("timed out")
 
 
 def kill_busy_worker(cluster, spare: set[str]) -> str:
