@@ -121,6 +121,7 @@ class ClusterExecutor(Executor):
         self._backlog: deque[tuple[Future, Callable, GradeTask]] = deque()
         self._in_flight: dict[Future, Any] = {}  # ours -> Dask's (a Dask future no one holds is forgotten)
         self._room_size, self._room_checked = WINDOW_PER_THREAD, -ROOM_CHECK_S
+        self._closed = False
         from grader.cluster_worker import CoursePlugin, check_worker_sandbox
 
         client.run_on_scheduler(_no_scheduler_retries)
@@ -158,7 +159,7 @@ class ClusterExecutor(Executor):
                 if not self._backlog or len(self._in_flight) >= self._room():
                     return
                 ours, fn, task = self._backlog.popleft()
-                if ours.cancelled():
+                if not ours.set_running_or_notify_cancel():  # cancelled while it waited (a stopped batch)
                     continue
                 self._in_flight[ours] = None  # its room, taken until it is settled
             self._send(ours, fn, self._portable(task), attempt=1, avoid=None)
@@ -202,7 +203,8 @@ class ClusterExecutor(Executor):
 
         with self._lock:
             self._in_flight.pop(ours, None)
-        if ours.cancelled():
+        if self._closed:  # shut down meanwhile: no retry, no one waits
+            _resolve(ours, error=futures.CancelledError())
             return
         try:
             result, worker = theirs.result()
@@ -234,17 +236,21 @@ class ClusterExecutor(Executor):
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Cancel what has not finished when asked (its sandboxes end at their time limit on the workers), wait
         for the rest when asked, and disconnect."""
-        with self._lock:
-            ours = [*self._in_flight, *(future for future, _, _ in self._backlog)]
-            theirs = [future for future in self._in_flight.values() if future is not None]
-            if cancel_futures:
-                self._backlog.clear()
         if cancel_futures:
-            for future in ours:
+            with self._lock:
+                self._closed = True
+                waiting = [future for future, _, _ in self._backlog]
+                self._backlog.clear()
+                theirs = [future for future in self._in_flight.values() if future is not None]
+            for future in waiting:
                 future.cancel()
             self._client.cancel(theirs)
         elif wait:
+            with self._lock:
+                ours = [*self._in_flight, *(future for future, _, _ in self._backlog)]
             futures.wait(ours)
+        with self._lock:
+            self._closed = True
         self._client.close()
 
 

@@ -206,3 +206,26 @@ def test_the_service_on_a_cluster_grades_an_upload_whose_worker_died_on_another_
         server.stop()
     assert (got["status"], got["score"], got["attempt"]) == ("graded", 100.0, 1)  # one job, graded once
     assert got["report"]["cluster"]["retried_because"] == f"the worker {killed} died while grading it"
+
+
+def test_ctrl_c_stops_a_batch_on_a_cluster_and_keeps_what_was_graded(dask_cluster, tmp_path):
+    folder = tmp_path / "class"
+    for sample in ("alice_correct", "bob_tanh_bug"):
+        copy_sample(sample, folder / sample)
+    for slow in ("yan1", "yan2", "yan3"):
+        slow_submission(folder / slow)
+    out = tmp_path / "out"
+    batch = grader("batch", str(folder), "--out-dir", str(out), "--scheduler", dask_cluster.address, background=True)
+    try:
+        wait_for(lambda: len(list((out / "students").glob("*.json"))) >= 2, timeout=TIMEOUT)
+        batch.send_signal(signal.SIGINT)
+        stdout, stderr = batch.communicate(timeout=30)
+    finally:
+        batch.kill()
+    assert batch.returncode == 130, stderr
+    assert "--resume" in stderr and "not graded yet" in stderr
+    graded = {row["student"] for row in gradebook(out)}
+    assert {"alice_correct", "bob_tanh_bug"} <= graded and graded != {"alice_correct", "bob_tanh_bug", "yan1", "yan2",
+                                                                       "yan3"}
+    finish = grader("batch", str(folder), "--out-dir", str(out), "--scheduler", dask_cluster.address, "--resume")
+    assert finish.returncode == 0 and len(gradebook(out)) == 5, finish.stderr
