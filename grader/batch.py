@@ -286,7 +286,8 @@ def run_batch(folder: Path, assignment: Assignment, out_dir: Path, *, jobs: int,
     entries = [e for e in everyone if not only or e.student in only]
     staff = read_staff_files(folder, roster, {e.student for e in everyone})
     check_hidden_tests(assignment)
-    check_isolation(allow_weak_sandbox)
+    if not _on_cluster(executor):  # a cluster's workers check their own sandboxes
+        check_isolation(allow_weak_sandbox)
     (out_dir / STUDENTS_DIR).mkdir(parents=True, exist_ok=True)
     for stale in [*out_dir.glob(".*.tmp"), *(out_dir / STUDENTS_DIR).glob(".*.tmp")]:  # a killed run's temporaries
         stale.unlink(missing_ok=True)
@@ -343,6 +344,14 @@ def run_batch(folder: Path, assignment: Assignment, out_dir: Path, *, jobs: int,
     write_class_outputs(assignment, out_dir, class_reports, result.duration_s, lang, staff,
                         similarity_link=similarity_link)
     return result
+
+
+def _on_cluster(executor: Executor | None) -> bool:
+    if executor is None:
+        return False
+    from grader.cluster import ClusterExecutor  # not in the student grader, which has no batch
+
+    return isinstance(executor, ClusterExecutor)
 
 
 def _results(futures: dict[Future, Entry], stop: Stop, progress: Progress | None) -> Iterator[tuple[Future, Entry]]:

@@ -84,6 +84,11 @@ class GraderGroup(click.Group):
 ROSTER = click.option("--roster", type=click.Path(dir_okay=False, exists=True, path_type=Path),
                       help="roster.csv (id,name,email,sis_id,section): names in the gradebook, a row with status "
                       "`missing` for each student without a submission.")
+SCHEDULER = click.option("--scheduler", envvar="GRADER_SCHEDULER", metavar="ADDRESS",
+                         help="Grade on the Dask cluster of this scheduler (tcp://HOST:8786; also $GRADER_SCHEDULER): "
+                         "the course and the submissions travel to its workers (no shared filesystem), each worker "
+                         "checks its own sandbox, and the reports are written here. Needs the dask extra: "
+                         "pip install 'micrograd-grader[dask]'.")
 WEAK_SANDBOX = click.option("--allow-weak-sandbox", is_flag=True,
                             help="Grade even without filesystem isolation (bubblewrap): student code can then read "
                             "every file its uid can. A warning is printed on every run.")
@@ -278,12 +283,13 @@ def check(path: Path, assignment_name: str, course_dir: Path | None, lang: str, 
 @click.option("--timezone", "zone_name", metavar="ZONE", help="How to read submission times written without a "
               "time zone (an IANA name, e.g. Asia/Shanghai). Without it such a time stops the batch.")
 @ROSTER
+@SCHEDULER
 @WEAK_SANDBOX
 @click.option("--similarity", "similarity", is_flag=True, help="Then run `grader similarity` on FOLDER: "
               "OUT_DIR/similarity.html (linked from the dashboard) and OUT_DIR/similarity.json.")
 def batch(folder: Path, assignment_name: str, course_dir: Path | None, out_dir: Path, jobs: int | None,
           resume: bool, lang: str, only: tuple[str, ...], zone_name: str | None, roster: Path | None,
-          allow_weak_sandbox: bool, similarity: bool) -> None:
+          scheduler: str | None, allow_weak_sandbox: bool, similarity: bool) -> None:
     """Grade every submission in FOLDER in parallel and write a gradebook and a dashboard.
 
     FOLDER may hold <student>/ folders, <student>.zip, <student>.ipynb and a Gradescope export
@@ -304,25 +310,39 @@ def batch(folder: Path, assignment_name: str, course_dir: Path | None, out_dir: 
     killed), the students not graded yet get no report, the gradebook, summary and dashboard are written for
     those graded, the command that finishes the batch (this one with --resume) is printed, and the exit status
     is 130. A second Ctrl-C ends it at once (exit 130), as does SIGTERM (exit 143); the reports written stay.
+
+    With --scheduler the submissions are graded on a Dask cluster's workers (--jobs is then theirs). A worker that
+    dies takes only the submissions it was grading: each is tried once more on another worker (its report says
+    so), then gets an error report that says why. A worker that grades with another course version stops the
+    batch.
     """
     from grader.batch import Stop, run_batch
+    from grader.cluster import cluster_executor, scheduler_address
     from grader.parallel import default_jobs
     from grader.sandbox import SandboxError, WeakSandboxError
 
     assignment = load_assignment(course_dir, assignment_name, hidden_tests=True, submission=folder)
-    require_isolation(allow_weak_sandbox)
+    address = scheduler_address(scheduler)
+    if address is None:
+        require_isolation(allow_weak_sandbox)
     progress = TerminalProgress() if sys.stderr.isatty() else PlainProgress()
     stop = Stop()
     finish = resume_command()
+    executor = cluster_executor(address, assignment.course, allow_weak_sandbox=allow_weak_sandbox) if address \
+        else None
     try:
         with batch_signals(stop, finish):
             result = run_batch(folder, assignment, out_dir, jobs=jobs or default_jobs(), resume=resume, lang=lang,
                                only=list(only) or None, progress=progress, allow_weak_sandbox=allow_weak_sandbox,
-                               stop=stop, zone=time_zone(zone_name), roster=roster, similarity=similarity)
+                               stop=stop, zone=time_zone(zone_name), roster=roster, executor=executor,
+                               similarity=similarity)
     except SandboxError as exc:
         if isinstance(exc, WeakSandboxError):
             raise
         raise SandboxError(f"{exc} (the batch stopped: no student was graded with a broken sandbox)") from None
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
     rate = len(result.graded) / result.duration_s if result.duration_s else 0.0
     click.echo(f"graded {len(result.graded)}, up to date {len(result.skipped)}, rescored {len(result.rescored)} "
                f"(points, late policy or times changed), in {result.duration_s:.1f} s "
@@ -686,23 +706,50 @@ def require_service() -> None:
 @click.option("--jobs", type=click.IntRange(min=1), help="Submissions graded at once. Default: the number of cores.")
 @DB
 @LANG
+@SCHEDULER
 @WEAK_SANDBOX
 def serve(data_dir: Path, host: str, port: int, course_dir: Path | None, jobs: int | None, db_url: str | None,
-          lang: str, allow_weak_sandbox: bool) -> None:
+          lang: str, scheduler: str | None, allow_weak_sandbox: bool) -> None:
     """Run the grading service: the JSON API under /api/v1, a scheduler and grading workers, in one process.
 
     Students upload with `Authorization: Bearer TOKEN` (tokens from `grader users`): POST
     /api/v1/assignments/NAME/submissions with a multipart field `file` (a .zip, a .ipynb, or the .py of a
     one-file assignment). Every upload is stored and committed before it is acknowledged; a server stopped or
     killed while grading grades those submissions again when it starts. Stops on Ctrl-C or SIGTERM.
+
+    With --scheduler the submissions are graded on a Dask cluster's workers (--jobs defaults to their threads);
+    the jobs stay in the service's database, so a lost worker never loses an acknowledged submission.
     """
-    from grader.parallel import default_jobs
+    from grader.cluster import scheduler_address
 
     require_service()
     from grader.service.server import serve as run_server
 
-    run_server(data_dir, find_course(course_dir), host=host, port=port, jobs=jobs or default_jobs(), db_url=db_url,
-               lang=lang, allow_weak_sandbox=allow_weak_sandbox, say=lambda line: click.echo(line, err=True))
+    run_server(data_dir, find_course(course_dir), host=host, port=port, jobs=jobs, db_url=db_url, lang=lang,
+               allow_weak_sandbox=allow_weak_sandbox, cluster=scheduler_address(scheduler),
+               say=lambda line: click.echo(line, err=True))
+
+
+@main.command("worker-check")
+@click.option("--scheduler", envvar="GRADER_SCHEDULER", metavar="ADDRESS",
+              help="Check every worker of the Dask cluster of this scheduler instead of this machine (also "
+              "$GRADER_SCHEDULER).")
+def worker_check(scheduler: str | None) -> None:
+    """Say what this machine (or every worker of a Dask cluster) lacks to grade: Python, the grader, Dask,
+    bubblewrap (the system's or the bundled one), the uid drop (root), cgroups, and a real sandbox started with
+    the isolation layers it got.
+
+    Exit status: 0 when everything is there, 1 when something is missing (each line says what to do).
+    """
+    from grader.cluster import scheduler_address
+    from grader.workers import check_cluster, check_worker, render
+
+    address = scheduler_address(scheduler)
+    checked = check_cluster(address) if address else {f"this machine ({os.uname().nodename})": check_worker()}
+    for where, findings in checked.items():
+        click.echo(render(findings, where if not address else f"worker {where}"))
+    if any(not f.ok for findings in checked.values() for f in findings):
+        sys.exit(1)
 
 
 @main.group("users")

@@ -11,7 +11,8 @@ Exit codes of the `grader` command:
   (`selftest`), students with error reports (`batch`), stale material (`generate --check`), an invalid report
   (`validate`: `ReportError`), a sandbox this machine cannot set up (`SandboxError`), a grading service that
   cannot be reached or a submission limit used up for now (`grader submit`: `ServerUnreachable`,
-  `LimitReached`), any plain `GraderError`.
+  `LimitReached`), a Dask scheduler that cannot be reached or has no worker (`--scheduler`: `ClusterError`),
+  any plain `GraderError`.
 - 2: what it was given cannot be used, so nothing was done: usage errors (click's, and `InputError` in
   `grader/cli.py`), a path that is not a submission (`SubmissionError`), an unusable batch folder, metadata or
   `times.csv` (`BatchError`), a roster, `adjustments.csv`, reports folder or `--failing` query
@@ -20,8 +21,10 @@ Exit codes of the `grader` command:
   made (`ExportError`); hidden tests without filesystem isolation (`WeakSandboxError`); a data folder, database
   or account that `grader serve` or `grader users` cannot use (`ServiceError`); a submission or token the
   grading service refuses (`grader submit`: `SubmissionRefused`); a regrade set that cannot be
-  started, applied or discarded (`grader regrade`: `RegradeRefused`); a class folder, past term's folder or
-  option that `grader similarity` cannot use (`SimilarityError`). The grading service answers an upload it
+  started, applied or discarded (`grader regrade`: `RegradeRefused`); `--scheduler` without the dask extra or
+  with an address that is none (`DaskMissing`, `BadAddress`), and a cluster worker that grades with another
+  course version (`CourseMismatch`, a `GradingError`); a class folder, past term's folder or option that
+  `grader similarity` cannot use (`SimilarityError`). The grading service answers an upload it
   refuses (`UploadRefused`, `OverLimit`) with HTTP 422 or 429 instead, and `RegradeRefused` with 422 or 409.
 - 130: interrupted by Ctrl-C (SIGINT). `batch` stops within about a second, writes the class files for the
   students graded so far and prints the command that finishes with `--resume`; a second Ctrl-C ends it at once.

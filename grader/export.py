@@ -42,8 +42,8 @@ DIST_NAME = "micrograd-grader"
 # Never copied: an installed course (the export brings its own), caches, editor and OS litter.
 SKIPPED = {"_course", "__pycache__", ".pytest_cache", ".ipynb_checkpoints", ".DS_Store"}
 # Staff tools left out of the student grader whole: they work on the reference and the hidden tests only (and the
-# mutation operators' notes quote solution lines), or on the whole class (similarity).
-STUDENT_OMIT = ("mutation.py", "selftest.py", "similarity.py")
+# mutation operators' notes quote solution lines), or work on the whole class (similarity).
+STUDENT_OMIT = ("mutation.py", "selftest.py", "cluster.py", "cluster_worker.py", "workers.py", "similarity.py")
 ZIP_DATE = (2000, 1, 1, 0, 0, 0)  # fixed timestamps: the same course gives the same bundle
 # Extras the exported grader keeps: students install `grader-src[notebook]` to work in the notebook.
 EXPORTED_EXTRAS = ("notebook",)

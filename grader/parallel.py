@@ -15,7 +15,10 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from types import FrameType
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from grader.submission import Submission
 
 _slot = 0  # this worker's sandbox slot; 0 in the main process
 TERMINATE_GRACE_S = 1.0  # how long terminated workers may take to close their sandboxes before SIGKILL
@@ -107,6 +110,11 @@ class GradeTask:
     lang: str = "en"
     seed: int | None = None
     probe: tuple[str, ...] | None = None  # grader selftest: only these tests, until one loses points
+    # On a cluster (grader/cluster.py) the worker reads no path: the client sends the submission it loaded, or
+    # why the path is not one; and when a worker died grading it, why it is tried again.
+    submission: Submission | None = None
+    refused: str | None = None
+    retried_because: str | None = None
 
 
 def grade_task(task: GradeTask) -> dict:
@@ -148,9 +156,13 @@ def _grade(task: GradeTask):
                               started_at=started_at, duration_s=time.perf_counter() - started, reason_id=reason_id)
         return report.to_dict(), None
 
+    if task.refused is not None:
+        return failed(task.refused, "not_a_submission")
     try:
         submitted_at = datetime.fromisoformat(task.submitted_at) if task.submitted_at else None
-        if task.files is not None:
+        if task.submission is not None:
+            submission = task.submission
+        elif task.files is not None:
             submission = Submission(task.student, dict(task.files), "files", task.path or task.student, submitted_at)
         else:
             assert task.path is not None  # a task has either files or a path

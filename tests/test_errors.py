@@ -52,7 +52,7 @@ def test_every_error_class_of_the_grader_is_a_grader_error_with_a_documented_exi
                 assert issubclass(value, GraderError) or value.__name__ in INTERNAL, value
 
 
-INTERNAL = {"Feedback", "WrongType", "Refused", "BadReply", "_Timeout", "_Crash"}
+INTERNAL = {"Feedback", "WrongType", "Refused", "BadReply", "_Timeout", "_Crash", "WorkerLost"}
 
 
 def test_the_readme_documents_the_exit_codes():

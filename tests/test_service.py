@@ -531,8 +531,9 @@ def test_users_import_prints_tokens_once_and_add_staff_prints_one(tmp_path, db_u
 class Server:
     """`grader serve` as a process, on a free port."""
 
-    def __init__(self, data: Path, db_url: str | None, jobs: int = 2):
+    def __init__(self, data: Path, db_url: str | None, jobs: int = 2, scheduler: str | None = None):
         command = [sys.executable, "-m", "grader", "serve", "--data", str(data), "--port", "0", "--jobs", str(jobs)]
+        command += ["--scheduler", scheduler] if scheduler else []
         self.process = subprocess.Popen(command + (["--db", db_url] if db_url else []), cwd=ROOT,
                                         stderr=subprocess.PIPE, text=True)
         line = self.process.stderr.readline()
@@ -594,12 +595,23 @@ def test_grader_serve_grades_an_upload_end_to_end(tmp_path, db_url):
     print(f"accepted in {accepted * 1000:.0f} ms, graded in {graded:.2f} s")
 
 
+@pytest.fixture(params=["local", "dask"])
+def workers(request):
+    """Where the service grades: its own worker processes, or a Dask cluster's (`--scheduler`)."""
+    if request.param == "local":
+        yield None
+    else:
+        cluster = request.getfixturevalue("dask_cluster")
+        yield cluster.address
+
+
 @pytest.mark.slow
-def test_a_server_killed_while_grading_grades_every_acknowledged_upload_once_after_a_restart(tmp_path, db_url):
+def test_a_server_killed_while_grading_grades_every_acknowledged_upload_once_after_a_restart(tmp_path, db_url,
+                                                                                            workers):
     data = tmp_path / "data"
     students = ["ann", "ben", "cat", "dan", "eve"]
     tokens = users(data, db_url, students)
-    server = Server(data, db_url, jobs=2)
+    server = Server(data, db_url, jobs=2, scheduler=workers)
     acknowledged = []
     samples = ["bob_tanh_bug", "alice_correct", "carol_overwrite_grad", "dave_no_topo", "erin_bias_missing"]
     for round_ in range(6):  # 30 uploads: the course's limit lets each student make 6 at once
@@ -613,7 +625,7 @@ def test_a_server_killed_while_grading_grades_every_acknowledged_upload_once_aft
         server.stop(signal.SIGKILL)
         left = {j.id: j.status for j in jobs(database)}
         assert "grading" in left.values() and "queued" in left.values()
-        server = Server(data, db_url, jobs=2)
+        server = Server(data, db_url, jobs=2, scheduler=workers)
         assert re.search(r"[1-9]\d* interrupted submissions queued again", server.line)
         wait_for(lambda: all(j.status in ("graded", "error") for j in jobs(database)), timeout=120)
         server.stop()
@@ -630,6 +642,7 @@ def test_a_server_killed_while_grading_grades_every_acknowledged_upload_once_aft
         assert (job.score == 100) == (sample == "alice_correct")
         assert job.attempt == (2 if left[job.id] == "grading" else 1)
         assert job.started_at <= job.finished_at
+        assert ("cluster" in report) == (workers is not None)  # graded where the server was told to
     assert len(list((data / "uploads").iterdir())) == len(acknowledged)
 
 

@@ -278,8 +278,11 @@ class Scheduler:
         return requeued
 
     def _new_pool(self) -> Executor:
+        from grader.parallel import WorkerPool
+
         pool = self._make_pool(self.jobs)
-        pool.submit(os.getpid).result()  # a forking pool starts all its workers at its first task: now, not later
+        if isinstance(pool, WorkerPool):  # a forking pool starts all its workers at its first task: now, not later
+            pool.submit(os.getpid).result()
         return pool
 
     def wake(self) -> None:
