@@ -20,6 +20,7 @@ Dask (the optional `dask` extra) does the scheduling; this module only adapts it
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import hashlib
 import io
 import tarfile
@@ -90,7 +91,7 @@ def connect(address: str) -> Client:
 def pack_course(root: Path) -> bytes:
     """The course's folders as a gzipped tar, the same bytes for the same files (no times, owners or caches)."""
     data = io.BytesIO()
-    with tarfile.open(fileobj=data, mode="w:gz", compresslevel=6) as archive:
+    with tarfile.open(fileobj=data, mode="w") as archive:
         for folder in COURSE_FOLDERS:
             for path in sorted((root / folder).rglob("*")):
                 if "__pycache__" in path.parts or not path.is_file() or path.is_symlink():
@@ -99,7 +100,7 @@ def pack_course(root: Path) -> bytes:
                 info.size, info.mode = path.stat().st_size, 0o644
                 with open(path, "rb") as file:
                     archive.addfile(info, file)
-    return data.getvalue()
+    return gzip.compress(data.getvalue(), compresslevel=6, mtime=0)  # tarfile's gzip would stamp the time
 
 
 def _no_scheduler_retries(dask_scheduler) -> None:
