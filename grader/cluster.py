@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from grader.errors import GraderError, UnusableInput
-from grader.parallel import GradeTask
+from grader.parallel import GradeTask, task_submission
 from grader.runner import GradingError
 
 if TYPE_CHECKING:
@@ -66,7 +66,8 @@ class CourseMismatch(GradingError):
 
 
 class WorkerLost(RuntimeError):
-    """The workers grading a submission died twice: the batch gives it an error report with this reason."""
+    """The workers grading a submission died twice, or Dask could not run it: the batch gives it an error report
+    with this reason."""
 
 
 def connect(address: str) -> Client:
@@ -163,30 +164,37 @@ class ClusterExecutor(Executor):
                 if not ours.set_running_or_notify_cancel():  # cancelled while it waited (a stopped batch)
                     continue
                 self._in_flight[ours] = None  # its room, taken until it is settled
-            self._send(ours, fn, self._portable(task), attempt=1, avoid=None)
+            self._send(ours, fn, task, attempt=1, avoid=None)
 
     def _portable(self, task: GradeTask) -> GradeTask:
         """The task with its submission loaded here, so that the worker reads no path of ours; input that is not
         a submission goes with the reason, for the worker to make the same error report as local grading."""
-        from datetime import datetime
+        from grader.submission import SubmissionError
 
-        from grader.submission import SubmissionError, load_submission
-
-        if task.path is None or task.files is not None:
+        if task.path is None or task.files is not None or task.submission is not None:
             return task
         try:
-            submitted_at = datetime.fromisoformat(task.submitted_at) if task.submitted_at else None
-            submission = load_submission(task.path, self._assignments[task.assignment], task.student, submitted_at)
+            submission = task_submission(task, self._assignments[task.assignment])
         except SubmissionError as exc:
             return dataclasses.replace(task, refused=str(exc))
         return dataclasses.replace(task, submission=submission)
 
     def _send(self, ours: Future, fn: Callable, task: GradeTask, attempt: int, avoid: str | None) -> None:
-        others = [w for w in self._client.scheduler_info()["workers"] if w != avoid] if avoid else None
+        """Submit the task to Dask (away from the worker `avoid`). It often runs in Dask's callback thread, where
+        an exception would be lost and `ours` never settled: whatever fails here settles it with the error, as a
+        broken local pool's would (the batch gives that student an error report or stops)."""
         from grader.cluster_worker import grade_on_worker
 
-        theirs = self._client.submit(grade_on_worker, self._course, self._allow_weak, fn, task, pure=False,
-                                     workers=others or None)
+        try:
+            task = self._portable(task)
+            others = [w for w in self._client.scheduler_info()["workers"] if w != avoid] if avoid else None
+            theirs = self._client.submit(grade_on_worker, self._course, self._allow_weak, fn, task, pure=False,
+                                         workers=others or None)
+        except Exception as exc:  # the scheduler gone, a submission unreadable in an unforeseen way
+            with self._lock:
+                self._in_flight.pop(ours, None)
+            _resolve(ours, error=exc)
+            return
         with self._lock:
             self._in_flight[ours] = theirs
         theirs.add_done_callback(lambda done: self._settle(done, ours, fn, task, attempt))
@@ -218,8 +226,12 @@ class ClusterExecutor(Executor):
                 _resolve(ours, error=WorkerLost(f"{task.retried_because}, and so did the worker {dead} that "
                                                 "tried again"))
             return
-        except BaseException as exc:  # the grader's own errors (a broken course or sandbox), or a cancellation
+        except (GraderError, futures.CancelledError) as exc:  # a broken course or sandbox, or a cancellation
             _resolve(ours, error=exc)
+            return
+        except Exception as exc:  # Dask could not run it (a worker without the grader, ...): this student's error
+            _resolve(ours, error=WorkerLost(f"the worker could not run it: {type(exc).__name__}: "
+                                            f"{_first_line(exc)}"))
             return
         report = result[0] if isinstance(result, tuple) else result
         expected = self._assignments[task.assignment].tests_fingerprint

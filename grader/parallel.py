@@ -18,6 +18,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
+    from grader.course import Assignment
     from grader.submission import Submission
 
 _slot = 0  # this worker's sandbox slot; 0 in the main process
@@ -146,7 +147,7 @@ def _grade(task: GradeTask):
     from grader.runner import GradingError
     from grader.sandbox import SandboxError
     from grader.scoring import error_report
-    from grader.submission import Submission, SubmissionError, load_submission
+    from grader.submission import SubmissionError
 
     started_at, started = datetime.now(timezone.utc), time.perf_counter()
     assignment = find_course(task.course_root).assignment(task.assignment)
@@ -159,14 +160,7 @@ def _grade(task: GradeTask):
     if task.refused is not None:
         return failed(task.refused, "not_a_submission")
     try:
-        submitted_at = datetime.fromisoformat(task.submitted_at) if task.submitted_at else None
-        if task.submission is not None:
-            submission = task.submission
-        elif task.files is not None:
-            submission = Submission(task.student, dict(task.files), "files", task.path or task.student, submitted_at)
-        else:
-            assert task.path is not None  # a task has either files or a path
-            submission = load_submission(task.path, assignment, task.student, submitted_at)
+        submission = task_submission(task, assignment)
     except SubmissionError as exc:
         return failed(str(exc), "not_a_submission")
     try:
@@ -181,6 +175,22 @@ def _grade(task: GradeTask):
         reason = f"the grader could not grade this submission ({type(exc).__name__}: {_first_line(exc)})"
         _log(task, reason)
         return failed(f"{reason}; course staff can see the details", "grading_failed")
+
+
+def task_submission(task: GradeTask, assignment: Assignment) -> Submission:
+    """The task's submission: the one it carries, its files, or the one read from its path (SubmissionError when
+    that is no submission)."""
+    from datetime import datetime
+
+    from grader.submission import Submission, load_submission
+
+    if task.submission is not None:
+        return task.submission
+    submitted_at = datetime.fromisoformat(task.submitted_at) if task.submitted_at else None
+    if task.files is not None:
+        return Submission(task.student, dict(task.files), "files", task.path or task.student, submitted_at)
+    assert task.path is not None  # a task has a submission, files or a path
+    return load_submission(task.path, assignment, task.student, submitted_at)
 
 
 def _first_line(exc: Exception) -> str:

@@ -147,11 +147,16 @@ def check_cluster(address: str) -> dict[str, list[Finding]]:
 
     client = connect(address)
     try:
-        found = client.run(check_worker_here)
+        found = client.run(check_worker_here, on_error="return")
     finally:
         client.close()
     checked = {}
     for worker, rows in sorted(found.items()):
+        if isinstance(rows, BaseException):  # e.g. a worker without the grader, which cannot load the check
+            first = (str(rows).strip().splitlines() or [""])[0][:300]
+            checked[worker] = [Finding("grader", False, f"the check could not run there ({type(rows).__name__}: "
+                                       f"{first}): install micrograd-grader with the dask extra: {DASK_EXTRA}")]
+            continue
         findings = [Finding(**row) for row in rows]
         checked[worker] = [Finding(f.name, False, f"{f.detail}: not this grader's {__version__}, so its grades "
                                    "would differ (install the same micrograd-grader everywhere)")

@@ -7,6 +7,7 @@ read on stdin; stops the cluster at the end of stdin (when the test, or its proc
   busy                {address: number of tasks processing} of the workers now
   version V           every worker's grader claims version V (a worker of another grader release)
   env NAME VALUE      every worker's environment gets NAME=VALUE
+  hide MODULE         no worker can import MODULE any more (a worker without that part of the grader)
 """
 import json
 import os
@@ -25,6 +26,10 @@ def set_env(name: str, value: str) -> None:
     os.environ[name] = value  # a function: os.environ.__setitem__ would be pickled with a copy of os.environ
 
 
+def hide(module: str) -> None:
+    sys.modules[module] = None  # type: ignore[assignment] - how Python marks a module that cannot be imported
+
+
 def main() -> None:
     cluster = LocalCluster(n_workers=int(sys.argv[1]), threads_per_worker=1, processes=True, dashboard_address=None,
                            scheduler_port=0)
@@ -41,6 +46,8 @@ def main() -> None:
                 answer = client.run(set_version, args[0])
             elif command == "env":
                 answer = client.run(set_env, args[0], args[1])
+            elif command == "hide":
+                answer = client.run(hide, args[0])
             else:
                 answer = {"error": f"unknown command {command!r}"}
             print(json.dumps(answer), flush=True)

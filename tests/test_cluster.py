@@ -165,6 +165,26 @@ def test_grader_worker_check_sees_every_worker_of_a_cluster(dask_cluster):
     assert lacking.returncode == 1 and lacking.stdout.count(missing) == 2, lacking.stdout
 
 
+def test_grader_worker_check_names_a_worker_that_cannot_run_it_in_one_line(dask_cluster):
+    dask_cluster.ask("hide", "grader.workers")
+    result = grader("worker-check", "--scheduler", dask_cluster.address)
+    assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr, result.stderr
+    assert result.stdout.count("NO grader  the check could not run there (") == 2, result.stdout
+    assert result.stdout.count("lacks: grader") == 2
+
+
+def test_a_worker_that_cannot_run_a_submission_gives_it_an_error_report_not_a_traceback(dask_cluster, tmp_path):
+    folder = tmp_path / "class"
+    copy_sample("alice_correct", folder / "alice")
+    first = grader("batch", str(folder), "--out-dir", str(tmp_path / "first"), "--scheduler", dask_cluster.address)
+    assert first.returncode == 0, first.stderr
+    dask_cluster.ask("hide", "grader.parallel")  # the tasks (grader.parallel's) cannot be loaded there any more
+    result = grader("batch", str(folder), "--out-dir", str(tmp_path / "out"), "--scheduler", dask_cluster.address)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    (error,) = report(tmp_path / "out", "alice")["errors"]  # Dask counts a task its workers cannot load as deaths
+    assert error["id"] == "grading_failed" and error["message"].startswith("the grading process failed: WorkerLost: ")
+
+
 def test_without_dask_the_scheduler_option_is_one_line_that_names_the_extra(tmp_path):
     code = ("import sys; sys.modules['distributed'] = None; from grader.cli import main; "
             f"main(['batch', {str(ROOT / 'submissions' / 'micrograd')!r}, '--out-dir', {str(tmp_path)!r}])")
